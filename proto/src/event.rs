@@ -1,0 +1,128 @@
+//! Events: what a module reports, as typed payloads.
+//!
+//! The agent stores each event in its spool as the postcard encoding of an [`EventBody`], under a
+//! sequence number that the spool assigns. New payload variants are only ever appended, so a newer
+//! manager decodes what an older agent sends.
+
+use serde::{Deserialize, Serialize};
+
+/// One event as a module produced it; the sequence number travels beside it on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBody {
+    /// Milliseconds since the Unix epoch, from the agent's clock when the event was made.
+    pub time_ms: u64,
+    /// Name of the module that produced it (`agent` for the agent's own events).
+    pub module: String,
+    /// What happened.
+    pub payload: Payload,
+}
+
+/// The typed content of an event. Variants are appended, never reordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// The agent's own life: start, stop, failures, budgets, drops, floods.
+    Agent(AgentEvent),
+    /// Numbered synthetic events from the `generator` module (demos, tests, benchmarks).
+    Generator(GeneratorEvent),
+}
+
+impl Payload {
+    /// A short, stable name of the event kind, e.g. `agent.dropped` or `generator.event`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::Agent(a) => a.kind(),
+            Payload::Generator(_) => "generator.event",
+        }
+    }
+}
+
+/// Events the agent reports about itself. They travel the same path as module events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentEvent {
+    /// The agent started (after enrollment, before modules run).
+    Started { version: String, name: String, modules: Vec<String> },
+    /// The agent is stopping on request (signal or command).
+    Stopping { reason: String },
+    /// A module returned an error or panicked out of its loop and will be restarted.
+    ModuleFailed { module: String, error: String, failures: u32, restart_in_ms: u64 },
+    /// A module reached its memory budget threshold and was told to shed work.
+    BudgetPressure { module: String, current_bytes: u64, peak_bytes: u64, budget_bytes: u64 },
+    /// The spool was full, so its oldest records were removed before the manager acknowledged
+    /// them. `count` records with sequence numbers `first_seq..=last_seq` are lost.
+    Dropped { count: u64, first_seq: u64, last_seq: u64 },
+    /// More events are waiting than the rate limit lets out; they wait in the spool.
+    Flood { backlog: u64, events_per_second: u32 },
+    /// The backlog of a flood has drained back under the threshold.
+    FloodEnded { backlog: u64, lasted_secs: u64 },
+    /// A module shed work to stay within its budget (what it skipped, in its own words).
+    Shed { module: String, what: String, bytes: u64 },
+}
+
+impl AgentEvent {
+    /// Kind name, see [`Payload::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AgentEvent::Started { .. } => "agent.started",
+            AgentEvent::Stopping { .. } => "agent.stopping",
+            AgentEvent::ModuleFailed { .. } => "agent.module_failed",
+            AgentEvent::BudgetPressure { .. } => "agent.budget_pressure",
+            AgentEvent::Dropped { .. } => "agent.dropped",
+            AgentEvent::Flood { .. } => "agent.flood",
+            AgentEvent::FloodEnded { .. } => "agent.flood_ended",
+            AgentEvent::Shed { .. } => "agent.shed",
+        }
+    }
+}
+
+/// A numbered synthetic event; `n` counts from 0 per generator stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneratorEvent {
+    pub stream: String,
+    pub n: u64,
+    pub body: String,
+}
+
+/// Encodes an event body as stored in the spool and sent on the wire.
+pub fn encode_body(body: &EventBody, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
+    out.clear();
+    let encoded = postcard::to_extend(body, core::mem::take(out))?;
+    *out = encoded;
+    Ok(())
+}
+
+/// Decodes an event body received from an agent (untrusted bytes: errors, never panics).
+pub fn decode_body(bytes: &[u8]) -> Result<EventBody, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_round_trips() {
+        let body = EventBody {
+            time_ms: 1_700_000_000_000,
+            module: "agent".into(),
+            payload: Payload::Agent(AgentEvent::Dropped { count: 3, first_seq: 4, last_seq: 6 }),
+        };
+        let mut buf = Vec::new();
+        encode_body(&body, &mut buf).unwrap();
+        assert_eq!(decode_body(&buf).unwrap(), body);
+        assert_eq!(body.payload.kind(), "agent.dropped");
+    }
+
+    #[test]
+    fn truncated_body_is_an_error() {
+        let body = EventBody {
+            time_ms: 1,
+            module: "generator".into(),
+            payload: Payload::Generator(GeneratorEvent { stream: "s".into(), n: 9, body: "x".repeat(50) }),
+        };
+        let mut buf = Vec::new();
+        encode_body(&body, &mut buf).unwrap();
+        for cut in 0..buf.len() {
+            assert!(decode_body(&buf[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! gatewatch: an endpoint detection and response agent for small ARM gateways.
+//!
+//! One thread runs one [`smol::LocalExecutor`]. Each module is a cooperative task with a fixed
+//! memory budget; its events go through a bounded queue into an on-disk spool, and the link sends
+//! them to the manager over TLS 1.3, removing them from the spool only once acknowledged.
+//!
+//! ```text
+//! modules ──► queue ──► spool (disk) ──► rate limiter ──► link ──► manager (1514)
+//! ```
+//! The folders follow that path: [`runtime`] (executor, modules, budgets), [`pipeline`] (queue,
+//! spool, rate limiter), [`link`] (TLS session), [`enroll`] (registration on 1515), [`modules`].
+
+pub mod config;
+pub mod enroll;
+pub mod link;
+pub mod modules;
+pub mod pipeline;
+pub mod runtime;
+pub mod tls;
+
+/// The agent's version, as reported to the manager.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,3 @@
+//! Generator module (being written).
+mod config;
+pub use config::GeneratorConfig;

@@ -55,3 +55,5 @@ pub trait Outbox {
     /// Records dropped (spool full) since the state directory was created.
     fn dropped_total(&self) -> u64;
 }
+
+pub mod ratelimit;

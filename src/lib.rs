@@ -10,6 +10,7 @@
 //! The folders follow that path: [`runtime`] (executor, modules, budgets), [`pipeline`] (queue,
 //! spool, rate limiter), [`link`] (TLS session), [`enroll`] (registration on 1515), [`modules`].
 
+pub mod cli;
 pub mod config;
 pub mod enroll;
 pub mod link;

@@ -28,7 +28,10 @@ pub enum EnrollResponse {
         manager_ca_der: Vec<u8>,
     },
     /// Not registered; nothing was stored on the manager.
-    Refused { reason: EnrollRefusal, detail: String },
+    Refused {
+        reason: EnrollRefusal,
+        detail: String,
+    },
 }
 
 /// Why enrollment was refused.

@@ -40,22 +40,47 @@ impl Payload {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AgentEvent {
     /// The agent started (after enrollment, before modules run).
-    Started { version: String, name: String, modules: Vec<String> },
+    Started {
+        version: String,
+        name: String,
+        modules: Vec<String>,
+    },
     /// The agent is stopping on request (signal or command).
     Stopping { reason: String },
     /// A module returned an error or panicked out of its loop and will be restarted.
-    ModuleFailed { module: String, error: String, failures: u32, restart_in_ms: u64 },
+    ModuleFailed {
+        module: String,
+        error: String,
+        failures: u32,
+        restart_in_ms: u64,
+    },
     /// A module reached its memory budget threshold and was told to shed work.
-    BudgetPressure { module: String, current_bytes: u64, peak_bytes: u64, budget_bytes: u64 },
+    BudgetPressure {
+        module: String,
+        current_bytes: u64,
+        peak_bytes: u64,
+        budget_bytes: u64,
+    },
     /// The spool was full, so its oldest records were removed before the manager acknowledged
     /// them. `count` records with sequence numbers `first_seq..=last_seq` are lost.
-    Dropped { count: u64, first_seq: u64, last_seq: u64 },
+    Dropped {
+        count: u64,
+        first_seq: u64,
+        last_seq: u64,
+    },
     /// More events are waiting than the rate limit lets out; they wait in the spool.
-    Flood { backlog: u64, events_per_second: u32 },
+    Flood {
+        backlog: u64,
+        events_per_second: u32,
+    },
     /// The backlog of a flood has drained back under the threshold.
     FloodEnded { backlog: u64, lasted_secs: u64 },
     /// A module shed work to stay within its budget (what it skipped, in its own words).
-    Shed { module: String, what: String, bytes: u64 },
+    Shed {
+        module: String,
+        what: String,
+        bytes: u64,
+    },
 }
 
 impl AgentEvent {
@@ -104,7 +129,11 @@ mod tests {
         let body = EventBody {
             time_ms: 1_700_000_000_000,
             module: "agent".into(),
-            payload: Payload::Agent(AgentEvent::Dropped { count: 3, first_seq: 4, last_seq: 6 }),
+            payload: Payload::Agent(AgentEvent::Dropped {
+                count: 3,
+                first_seq: 4,
+                last_seq: 6,
+            }),
         };
         let mut buf = Vec::new();
         encode_body(&body, &mut buf).unwrap();
@@ -117,7 +146,11 @@ mod tests {
         let body = EventBody {
             time_ms: 1,
             module: "generator".into(),
-            payload: Payload::Generator(GeneratorEvent { stream: "s".into(), n: 9, body: "x".repeat(50) }),
+            payload: Payload::Generator(GeneratorEvent {
+                stream: "s".into(),
+                n: 9,
+                body: "x".repeat(50),
+            }),
         };
         let mut buf = Vec::new();
         encode_body(&body, &mut buf).unwrap();

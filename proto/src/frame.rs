@@ -26,7 +26,9 @@ pub enum FrameError {
 impl core::fmt::Display for FrameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            FrameError::TooLarge { len, max } => write!(f, "frame of {len} bytes exceeds the {max}-byte limit"),
+            FrameError::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the {max}-byte limit")
+            }
             FrameError::Empty => f.write_str("empty frame"),
             FrameError::Malformed(why) => write!(f, "malformed frame: {why}"),
         }
@@ -51,7 +53,8 @@ pub fn body_len(header: [u8; HEADER_LEN], max: usize) -> Result<usize, FrameErro
 pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>, max: usize) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
-    let buf = postcard::to_extend(msg, core::mem::take(out)).map_err(|e| FrameError::Malformed(e.to_string()));
+    let buf = postcard::to_extend(msg, core::mem::take(out))
+        .map_err(|e| FrameError::Malformed(e.to_string()));
     *out = match buf {
         Ok(buf) => buf,
         Err(e) => return Err(e),
@@ -77,9 +80,13 @@ pub fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameErr
     if body.is_empty() {
         return Err(FrameError::Empty);
     }
-    let (msg, rest) = postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let (msg, rest) =
+        postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(FrameError::Malformed(format!("{} trailing bytes", rest.len())));
+        return Err(FrameError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
     }
     Ok(msg)
 }
@@ -94,7 +101,10 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder that refuses bodies over `max` bytes.
     pub fn new(max: usize) -> Self {
-        FrameDecoder { max, buf: Vec::new() }
+        FrameDecoder {
+            max,
+            buf: Vec::new(),
+        }
     }
 
     /// Adds received bytes. Fails (and the connection should be closed) when a header announces
@@ -103,7 +113,10 @@ impl FrameDecoder {
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
         let bound = 2 * (self.max + HEADER_LEN);
         if self.buf.len() + bytes.len() > bound {
-            return Err(FrameError::TooLarge { len: self.buf.len() + bytes.len(), max: bound });
+            return Err(FrameError::TooLarge {
+                len: self.buf.len() + bytes.len(),
+                max: bound,
+            });
         }
         self.buf.extend_from_slice(bytes);
         self.needed().map(|_| ())
@@ -178,7 +191,10 @@ mod tests {
     fn events_round_trip_borrowing_records() {
         let a = b"first".to_vec();
         let b = b"second".to_vec();
-        let msg = AgentMessage::Events { first_seq: 10, records: vec![&a, &b] };
+        let msg = AgentMessage::Events {
+            first_seq: 10,
+            records: vec![&a, &b],
+        };
         let bytes = encode(&msg, DEFAULT_MAX_FRAME).unwrap();
         let len = body_len(bytes[..4].try_into().unwrap(), DEFAULT_MAX_FRAME).unwrap();
         assert_eq!(len, bytes.len() - 4);
@@ -190,7 +206,13 @@ mod tests {
     fn oversized_header_is_refused_before_body() {
         let mut d = FrameDecoder::new(1024);
         let err = d.push(&(2000u32).to_le_bytes()).unwrap_err();
-        assert_eq!(err, FrameError::TooLarge { len: 2000, max: 1024 });
+        assert_eq!(
+            err,
+            FrameError::TooLarge {
+                len: 2000,
+                max: 1024
+            }
+        );
     }
 
     #[test]
@@ -202,9 +224,15 @@ mod tests {
     #[test]
     fn encoding_over_the_limit_fails_and_leaves_buffer_intact() {
         let big = vec![0u8; 100];
-        let msg = AgentMessage::Events { first_seq: 1, records: vec![&big] };
+        let msg = AgentMessage::Events {
+            first_seq: 1,
+            records: vec![&big],
+        };
         let mut out = vec![9, 9];
-        assert!(matches!(encode_into(&msg, &mut out, 50), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            encode_into(&msg, &mut out, 50),
+            Err(FrameError::TooLarge { .. })
+        ));
         assert_eq!(out, vec![9, 9]);
     }
 
@@ -222,7 +250,13 @@ mod tests {
                 got.push(decode_body::<ManagerMessage>(&f).unwrap());
             }
         }
-        assert_eq!(got, vec![ManagerMessage::Ack { up_to: 5 }, ManagerMessage::KeepaliveAck]);
+        assert_eq!(
+            got,
+            vec![
+                ManagerMessage::Ack { up_to: 5 },
+                ManagerMessage::KeepaliveAck
+            ]
+        );
     }
 
     #[test]

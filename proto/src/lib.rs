@@ -23,7 +23,9 @@ pub mod session;
 
 pub use enroll::{EnrollRefusal, EnrollRequest, EnrollResponse};
 pub use event::{AgentEvent, EventBody, GeneratorEvent, Payload};
-pub use session::{AgentMessage, Command, CommandOutcome, KeepaliveStatus, ManagerMessage, Refusal};
+pub use session::{
+    AgentMessage, Command, CommandOutcome, KeepaliveStatus, ManagerMessage, Refusal,
+};
 
 /// Version of the session protocol spoken on 1514 and 1515. A manager accepts every version up to
 /// its own; an agent refuses a manager that answers with an older version than it needs.

@@ -79,7 +79,9 @@ pub enum Refusal {
 impl core::fmt::Display for Refusal {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            Refusal::UnknownAgent => "the manager does not know this agent (deleted or never enrolled)",
+            Refusal::UnknownAgent => {
+                "the manager does not know this agent (deleted or never enrolled)"
+            }
             Refusal::BadProof => "the agent key does not match the manager's record",
             Refusal::Revoked => "the agent's credentials were revoked",
             Refusal::UnsupportedVersion => "the manager does not speak this protocol version",

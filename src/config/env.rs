@@ -2,6 +2,9 @@
 use super::Config;
 
 /// Applies the installer variables to `config`.
-pub fn apply_env(_config: &mut Config, _vars: &dyn Fn(&str) -> Option<String>) -> Result<(), super::ConfigError> {
+pub fn apply_env(
+    _config: &mut Config,
+    _vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), super::ConfigError> {
     Ok(())
 }

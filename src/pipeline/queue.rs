@@ -57,15 +57,32 @@ impl EventSender {
     }
 
     /// Queues an event together with the source cursor that produced it.
-    pub async fn send_with_cursor(&self, payload: Payload, cursor: Option<Cursor>) -> Result<(), QueueClosed> {
-        let body = EventBody { time_ms: now_ms(), module: self.module.to_string(), payload };
-        self.tx.send(Submission { body, cursor }).await.map_err(|_| QueueClosed)
+    pub async fn send_with_cursor(
+        &self,
+        payload: Payload,
+        cursor: Option<Cursor>,
+    ) -> Result<(), QueueClosed> {
+        let body = EventBody {
+            time_ms: now_ms(),
+            module: self.module.to_string(),
+            payload,
+        };
+        self.tx
+            .send(Submission { body, cursor })
+            .await
+            .map_err(|_| QueueClosed)
     }
 
     /// Queues an event if there is room now; gives it back otherwise.
     pub fn try_send(&self, payload: Payload) -> Result<(), Payload> {
-        let body = EventBody { time_ms: now_ms(), module: self.module.to_string(), payload };
-        self.tx.try_send(Submission { body, cursor: None }).map_err(|e| e.into_inner().body.payload)
+        let body = EventBody {
+            time_ms: now_ms(),
+            module: self.module.to_string(),
+            payload,
+        };
+        self.tx
+            .try_send(Submission { body, cursor: None })
+            .map_err(|e| e.into_inner().body.payload)
     }
 }
 

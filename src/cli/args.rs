@@ -1,0 +1,174 @@
+//! Command-line parsing (hand-written: the gateway binary stays small).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the agent (the default).
+    Run,
+    /// Enroll with the manager (port 1515), or import a key from the manager's API.
+    Enroll {
+        key: Option<String>,
+        ca: Option<PathBuf>,
+    },
+    /// Print the running agent's status.
+    Status,
+    /// Validate the configuration and print it in short.
+    CheckConfig,
+    /// Start a local manager and agent on loopback and print live events.
+    Demo,
+    /// Print the version.
+    Version,
+    /// Print usage.
+    Help,
+}
+
+/// Parsed arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub command: Command,
+    /// `--config PATH`; `None` = the default path.
+    pub config: Option<PathBuf>,
+}
+
+/// Usage text.
+pub const USAGE: &str = "\
+usage: gatewatch [COMMAND] [--config PATH]
+
+commands:
+  run            run the agent (default)
+  enroll         register with the manager on port 1515 and store the credentials
+  enroll --key KEY --ca MANAGER_CA.pem
+                 import a key made by the manager's API (POST /agents)
+  status         show the running agent's link, modules, memory, queue and spool
+  check-config   validate the configuration file and the WAZUH_* variables
+  demo           run a local manager and agent on loopback, printing live events
+  version        print the version
+
+options:
+  --config PATH  configuration file (default /etc/gatewatch/agent.toml)
+
+environment: WAZUH_MANAGER, WAZUH_MANAGER_PORT, WAZUH_PROTOCOL, WAZUH_REGISTRATION_SERVER,
+  WAZUH_REGISTRATION_PORT, WAZUH_REGISTRATION_PASSWORD, WAZUH_KEEP_ALIVE_INTERVAL,
+  WAZUH_TIME_RECONNECT, WAZUH_REGISTRATION_CA, WAZUH_REGISTRATION_CERTIFICATE,
+  WAZUH_REGISTRATION_KEY, WAZUH_AGENT_NAME, WAZUH_AGENT_GROUP override the file;
+  GATEWATCH_LOG sets the log level (error, warn, info, debug).
+";
+
+/// Parses arguments (without the program name).
+pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
+    let mut command = None;
+    let mut config = None;
+    let mut key = None;
+    let mut ca = None;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let text = arg
+            .to_str()
+            .ok_or_else(|| format!("argument {arg:?} is not valid UTF-8"))?;
+        match text {
+            "--config" | "-c" => config = Some(PathBuf::from(value(&mut it, text)?)),
+            "--key" => key = Some(value(&mut it, text)?.to_string_lossy().into_owned()),
+            "--ca" => ca = Some(PathBuf::from(value(&mut it, text)?)),
+            "--help" | "-h" | "help" => command = Some(Command::Help),
+            "--version" | "-V" | "version" => command = Some(Command::Version),
+            _ if text.starts_with("--config=") => {
+                config = Some(PathBuf::from(&text["--config=".len()..]))
+            }
+            _ if text.starts_with('-') => return Err(format!("unknown option `{text}`")),
+            _ if command.is_some() => return Err(format!("unexpected argument `{text}`")),
+            "run" => command = Some(Command::Run),
+            "enroll" => {
+                command = Some(Command::Enroll {
+                    key: None,
+                    ca: None,
+                })
+            }
+            "status" => command = Some(Command::Status),
+            "check-config" => command = Some(Command::CheckConfig),
+            "demo" => command = Some(Command::Demo),
+            other => return Err(format!("unknown command `{other}`")),
+        }
+    }
+    let command = match command.unwrap_or(Command::Run) {
+        Command::Enroll { .. } => {
+            if key.is_some() && ca.is_none() {
+                return Err("`enroll --key` needs `--ca MANAGER_CA.pem` (the manager's CA certificate) to verify the manager".into());
+            }
+            Command::Enroll {
+                key: key.take(),
+                ca: ca.take(),
+            }
+        }
+        other => other,
+    };
+    if key.is_some() || ca.is_some() {
+        return Err("`--key` and `--ca` belong to the `enroll` command".into());
+    }
+    Ok(Args { command, config })
+}
+
+fn value(it: &mut impl Iterator<Item = OsString>, option: &str) -> Result<OsString, String> {
+    it.next()
+        .ok_or_else(|| format!("option `{option}` needs a value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(args: &[&str]) -> Result<Args, String> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn no_arguments_means_run_with_the_default_config() {
+        assert_eq!(
+            parse_str(&[]).unwrap(),
+            Args {
+                command: Command::Run,
+                config: None
+            }
+        );
+    }
+
+    #[test]
+    fn enroll_key_requires_the_manager_ca() {
+        assert!(parse_str(&["enroll", "--key", "abc"])
+            .unwrap_err()
+            .contains("--ca"));
+        let args = parse_str(&[
+            "enroll",
+            "--key",
+            "abc",
+            "--ca",
+            "/tmp/ca.pem",
+            "--config",
+            "/x.toml",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.command,
+            Command::Enroll {
+                key: Some("abc".into()),
+                ca: Some("/tmp/ca.pem".into())
+            }
+        );
+        assert_eq!(args.config, Some(PathBuf::from("/x.toml")));
+    }
+
+    #[test]
+    fn unknown_command_and_option_are_named() {
+        assert!(parse_str(&["frobnicate"])
+            .unwrap_err()
+            .contains("frobnicate"));
+        assert!(parse_str(&["status", "--verbose"])
+            .unwrap_err()
+            .contains("--verbose"));
+        assert!(parse_str(&["--config"])
+            .unwrap_err()
+            .contains("needs a value"));
+    }
+}

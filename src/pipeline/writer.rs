@@ -1,0 +1,209 @@
+//! The pipeline task: moves events from the bounded queue into the spool.
+//!
+//! It drains the queue in batches, encodes each event, appends it (with its cursor) to the spool,
+//! then flushes the batch to the segment file and wakes the link. fsync is batched on a timer
+//! (`buffer.fsync_interval_ms`) to spare flash. On shutdown it drains what is still queued.
+
+use super::spool::{AppendError, Spool};
+use super::{EventReceiver, Outbox, OutRecord, Submission};
+use crate::runtime::Shutdown;
+use event_listener::Event;
+use futures_lite::FutureExt;
+use gatewatch_proto::{AgentEvent, EventBody, Payload};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Events appended per batch before the task flushes and yields.
+const BATCH: usize = 512;
+
+/// Counters of the pipeline task.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Events accepted into the spool since start.
+    pub accepted: Cell<u64>,
+    /// Events refused by the spool because they were larger than a segment.
+    pub too_large: Cell<u64>,
+}
+
+/// The spool shared by the pipeline task and the link, with the wake-ups between them.
+#[derive(Clone)]
+pub struct SharedSpool {
+    /// The spool itself.
+    pub spool: Rc<RefCell<Spool>>,
+    /// Notified when records were flushed (the link has something to send).
+    pub new_records: Rc<Event>,
+    /// Notified when acknowledgements removed records (a blocked writer may retry).
+    pub space_freed: Rc<Event>,
+}
+
+impl SharedSpool {
+    /// Wraps an opened spool.
+    pub fn new(spool: Spool) -> Self {
+        SharedSpool { spool: Rc::new(RefCell::new(spool)), new_records: Rc::default(), space_freed: Rc::default() }
+    }
+}
+
+/// The link's view of the shared spool: acks also wake a writer waiting for room.
+impl Outbox for SharedSpool {
+    fn read_after(&mut self, after_seq: u64, max_records: usize, max_bytes: usize, out: &mut Vec<OutRecord>) -> std::io::Result<()> {
+        self.spool.borrow_mut().read_after(after_seq, max_records, max_bytes, out)
+    }
+
+    fn ack(&mut self, up_to: u64) -> std::io::Result<()> {
+        let result = self.spool.borrow_mut().ack(up_to);
+        self.space_freed.notify(usize::MAX);
+        result
+    }
+
+    fn acked(&self) -> u64 {
+        self.spool.borrow().acked()
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.spool.borrow().last_seq()
+    }
+
+    fn pending(&self) -> u64 {
+        self.spool.borrow().pending()
+    }
+
+    fn dropped_total(&self) -> u64 {
+        self.spool.borrow().dropped_total()
+    }
+}
+
+/// Runs until shutdown, then drains the queue into the spool, flushes and syncs it.
+pub async fn run(queue: EventReceiver, shared: SharedSpool, fsync_interval: Duration, stats: Rc<PipelineStats>, shutdown: Shutdown) {
+    let mut encoded = Vec::with_capacity(512);
+    let mut last_sync = Instant::now();
+    let mut dirty = false;
+    loop {
+        let first = async { queue.recv().await.ok() }
+            .or(async {
+                shutdown.wait().await;
+                None
+            })
+            .or(async {
+                // Wake up for a pending fsync even when no event arrives.
+                if dirty {
+                    async_io::Timer::at(last_sync + fsync_interval).await;
+                } else {
+                    futures_lite::future::pending::<()>().await;
+                }
+                None
+            })
+            .await;
+        let Some(first) = first else {
+            if shutdown.is_requested() {
+                break;
+            }
+            sync(&shared, &mut dirty, &mut last_sync);
+            continue;
+        };
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(submission) = next.take() {
+            append(&shared, submission, &mut encoded, &stats, &shutdown).await;
+            taken += 1;
+            if taken < BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        flush(&shared);
+        dirty = true;
+        if last_sync.elapsed() >= fsync_interval {
+            sync(&shared, &mut dirty, &mut last_sync);
+        }
+    }
+    // Stopping: modules have been told to stop; keep what they already handed over.
+    while let Ok(submission) = queue.try_recv() {
+        append(&shared, submission, &mut encoded, &stats, &shutdown).await;
+    }
+    flush(&shared);
+    sync(&shared, &mut true, &mut last_sync);
+}
+
+async fn append(shared: &SharedSpool, submission: Submission, encoded: &mut Vec<u8>, stats: &PipelineStats, shutdown: &Shutdown) {
+    if let Err(e) = gatewatch_proto::event::encode_body(&submission.body, encoded) {
+        log::error!("event from {} could not be encoded: {e}", submission.body.module);
+        return;
+    }
+    loop {
+        let result = shared.spool.borrow_mut().append(encoded, submission.cursor.as_ref());
+        match result {
+            Ok(_) => {
+                stats.accepted.set(stats.accepted.get() + 1);
+                return;
+            }
+            Err(AppendError::Full) => {
+                // `when_full = block`: wait for the manager to acknowledge and make room. The
+                // listener is created before flushing so no wake-up is missed.
+                let freed = shared.space_freed.listen();
+                flush(shared);
+                let stopped = async {
+                    freed.await;
+                    false
+                }
+                .or(async {
+                    shutdown.wait().await;
+                    true
+                })
+                .await;
+                if stopped {
+                    // Not spooled, so its source cursor was not stored either: a source with a
+                    // cursor reads it again after the restart.
+                    log::warn!("spool full while stopping: an event from {} was not spooled", submission.body.module);
+                    return;
+                }
+            }
+            Err(AppendError::TooLarge { len, max }) => {
+                stats.too_large.set(stats.too_large.get() + 1);
+                log::error!("event from {} of {len} bytes exceeds the spool's record limit of {max}", submission.body.module);
+                report_too_large(shared, &submission.body, len as u64, encoded);
+                return;
+            }
+            Err(AppendError::Io(e)) => {
+                log::error!("spool write failed: {e}; retrying in 1 s");
+                if !shutdown.sleep(Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// An event too large for the spool is replaced by a small `agent.shed` event saying so.
+fn report_too_large(shared: &SharedSpool, body: &EventBody, bytes: u64, encoded: &mut Vec<u8>) {
+    let shed = EventBody {
+        time_ms: body.time_ms,
+        module: "agent".into(),
+        payload: Payload::Agent(AgentEvent::Shed {
+            module: body.module.clone(),
+            what: format!("{} event larger than a spool record", body.payload.kind()),
+            bytes,
+        }),
+    };
+    if gatewatch_proto::event::encode_body(&shed, encoded).is_ok() {
+        if let Err(e) = shared.spool.borrow_mut().append(encoded, None) {
+            log::error!("could not report an oversized event: {e}");
+        }
+    }
+}
+
+fn flush(shared: &SharedSpool) {
+    if let Err(e) = shared.spool.borrow_mut().flush() {
+        log::error!("spool flush failed: {e}");
+    }
+    shared.new_records.notify(usize::MAX);
+}
+
+fn sync(shared: &SharedSpool, dirty: &mut bool, last_sync: &mut Instant) {
+    if *dirty {
+        if let Err(e) = shared.spool.borrow_mut().sync() {
+            log::error!("spool fsync failed: {e}");
+        }
+        *dirty = false;
+    }
+    *last_sync = Instant::now();
+}

@@ -233,7 +233,7 @@ fn check_budget(key: &str, budget: usize, problems: &mut Vec<Problem>) {
     if budget < MIN_MODULE_BUDGET {
         problems.push(Problem::at_key(
             key,
-            format!("{budget} bytes is too small; at least {MIN_MODULE_BUDGET}"),
+            format!("{budget} is too small; at least {MIN_MODULE_BUDGET} bytes"),
         ));
     }
 }

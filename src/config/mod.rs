@@ -11,6 +11,8 @@ mod hostname;
 mod load;
 mod redact;
 mod spans;
+#[cfg(test)]
+mod test_env;
 
 pub use check::{
     effective_password, validate, FRAME_BYTES, MAX_GENERATOR_BODY, MAX_NAME_LEN, MIN_MODULE_BUDGET,

@@ -184,7 +184,23 @@ fn readable(message: &str) -> String {
         ("expected a borrowed string", "expected a string"),
     ]
     .iter()
-    .fold(one_line, |text, (rust, toml)| text.replace(rust, toml))
+    .fold(tables_named(one_line), |text, (rust, toml)| {
+        text.replace(rust, toml)
+    })
+}
+
+/// `expected struct AgentConfig` → `expected a table`: the Rust type name means nothing to a
+/// user; what they wrote instead of a table does.
+fn tables_named(mut text: String) -> String {
+    const STRUCT: &str = "expected struct ";
+    while let Some(start) = text.find(STRUCT) {
+        let name_start = start + STRUCT.len();
+        let name_len = text[name_start..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(text.len() - name_start);
+        text.replace_range(start..name_start + name_len, "expected a table");
+    }
+    text
 }
 
 #[cfg(test)]
@@ -209,6 +225,14 @@ mod tests {
     fn unknown_field_message_is_split_into_field_and_known_keys() {
         let parsed = unknown_field("unknown field `adress`, expected one of `addresses`, `port`");
         assert_eq!(parsed, Some(("adress", vec!["addresses", "port"])));
+    }
+
+    #[test]
+    fn struct_names_are_said_as_tables() {
+        assert_eq!(
+            readable("invalid type: integer `5`, expected struct AgentConfig"),
+            "invalid type: integer `5`, expected a table"
+        );
     }
 
     #[test]

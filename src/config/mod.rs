@@ -4,11 +4,24 @@
 //! configuration. Unknown keys and bad values are errors that name the file, the key and the
 //! reason (`gatewatch check-config` prints them without starting anything).
 
+mod check;
 mod env;
+mod error;
+mod hostname;
 mod load;
+mod redact;
+mod spans;
+#[cfg(test)]
+mod test_env;
 
+pub use check::{
+    effective_password, validate, FRAME_BYTES, MAX_GENERATOR_BODY, MAX_NAME_LEN, MIN_MODULE_BUDGET,
+    MIN_SPOOL_SEGMENT, QUEUE_CAPACITY,
+};
 pub use env::apply_env;
-pub use load::{load, load_str, ConfigError};
+pub use error::{ConfigError, Key, Position, Problem};
+pub use hostname::host_name;
+pub use load::{load, load_str, load_str_with_env};
 
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -129,8 +142,8 @@ pub enum Protocol {
     Udp,
 }
 
-/// `[enrollment]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// `[enrollment]` (its `Debug` output hides the password: see `redact.rs`)
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnrollmentConfig {
     /// Enroll automatically at start when there are no credentials. Default true.

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -57,7 +57,12 @@ pub(crate) fn prepare(opts: &ManagerOptions) -> Result<TlsMaterial, ManagerError
             let names = opts.effective_names();
             ensure_generated(&opts.data_dir, &names)?;
             let dir = &opts.data_dir;
-            load(&dir.join("server.pem"), &dir.join("server.key"), &dir.join("ca.pem"), Some(&names))
+            load(
+                &dir.join("server.pem"),
+                &dir.join("server.key"),
+                &dir.join("ca.pem"),
+                Some(&names),
+            )
         }
     }
 }
@@ -69,8 +74,10 @@ fn ensure_generated(dir: &Path, names: &[String]) -> Result<(), ManagerError> {
     let mut ca_created = false;
     let ca_key_pair = match (ca_pem.exists(), ca_key.exists()) {
         (true, true) => {
-            let pem = fs::read_to_string(&ca_key).map_err(|e| ManagerError::file(&ca_key, "cannot read", e))?;
-            KeyPair::from_pem(&pem).map_err(|e| ManagerError::cert(format!("CA key {}", ca_key.display()), e))?
+            let pem = fs::read_to_string(&ca_key)
+                .map_err(|e| ManagerError::file(&ca_key, "cannot read", e))?;
+            KeyPair::from_pem(&pem)
+                .map_err(|e| ManagerError::cert(format!("CA key {}", ca_key.display()), e))?
         }
         (false, false) => {
             ca_created = true;
@@ -102,16 +109,28 @@ fn ensure_generated(dir: &Path, names: &[String]) -> Result<(), ManagerError> {
     log::info!("issuing the server certificate for {names:?}");
     let issuer = Issuer::new(ca_params(now), ca_key_pair);
     let params = server_params(names, now)?;
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| ManagerError::cert("server key", e))?;
-    let cert = params.signed_by(&key, &issuer).map_err(|e| ManagerError::cert("server certificate", e))?;
-    write_file(&dir.join("server.key"), key.serialize_pem().as_bytes(), 0o600)?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| ManagerError::cert("server key", e))?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(|e| ManagerError::cert("server certificate", e))?;
+    write_file(
+        &dir.join("server.key"),
+        key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
     write_file(&dir.join("server.pem"), cert.pem().as_bytes(), 0o644)?;
-    write_file(&meta_path, format_meta(params.not_after.unix_timestamp(), names).as_bytes(), 0o644)
+    write_file(
+        &meta_path,
+        format_meta(params.not_after.unix_timestamp(), names).as_bytes(),
+        0o644,
+    )
 }
 
 fn create_ca(pem_path: &Path, key_path: &Path) -> Result<KeyPair, ManagerError> {
     log::info!("creating the manager CA in {}", pem_path.display());
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| ManagerError::cert("CA key", e))?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| ManagerError::cert("CA key", e))?;
     let cert = ca_params(time::OffsetDateTime::now_utc())
         .self_signed(&key)
         .map_err(|e| ManagerError::cert("CA certificate", e))?;
@@ -136,8 +155,13 @@ fn ca_params(now: time::OffsetDateTime) -> CertificateParams {
     p
 }
 
-fn server_params(names: &[String], now: time::OffsetDateTime) -> Result<CertificateParams, ManagerError> {
-    let first = names.first().ok_or_else(|| ManagerError::Config("the server certificate needs a name".into()))?;
+fn server_params(
+    names: &[String],
+    now: time::OffsetDateTime,
+) -> Result<CertificateParams, ManagerError> {
+    let first = names
+        .first()
+        .ok_or_else(|| ManagerError::Config("the server certificate needs a name".into()))?;
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, first.as_str());
@@ -167,10 +191,17 @@ fn server_sans(names: &[String]) -> Result<Vec<SanType>, ManagerError> {
     }
     let mut sans = Vec::new();
     for name in dns {
-        let ia5 = name.try_into().map_err(|e| ManagerError::cert(format!("server name {name:?}"), e))?;
+        let ia5 = name
+            .try_into()
+            .map_err(|e| ManagerError::cert(format!("server name {name:?}"), e))?;
         sans.push(SanType::DnsName(ia5));
     }
-    sans.extend(names.iter().filter_map(|n| n.parse::<IpAddr>().ok()).map(SanType::IpAddress));
+    sans.extend(
+        names
+            .iter()
+            .filter_map(|n| n.parse::<IpAddr>().ok())
+            .map(SanType::IpAddress),
+    );
     Ok(sans)
 }
 
@@ -191,21 +222,46 @@ fn parse_meta(text: &str) -> Option<(i64, Vec<String>)> {
 
 /// Reads the certificate, key and CA, and checks that the certificate chains to the CA (and, for
 /// generated certificates, that it is valid for every name).
-fn load(cert: &Path, key: &Path, ca: &Path, names: Option<&[String]>) -> Result<TlsMaterial, ManagerError> {
+fn load(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+    names: Option<&[String]>,
+) -> Result<TlsMaterial, ManagerError> {
     let mut chain = read_certs(cert)?;
     if chain.len() > 1 {
-        log::warn!("{}: sending only the first certificate; agents accept no intermediates", cert.display());
+        log::warn!(
+            "{}: sending only the first certificate; agents accept no intermediates",
+            cert.display()
+        );
     }
     let leaf = chain.swap_remove(0);
     let ca_der = read_certs(ca)?.swap_remove(0);
     let key_pem = fs::read(key).map_err(|e| ManagerError::file(key, "cannot read", e))?;
     let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| ManagerError::cert(format!("private key {}", key.display()), e))?
-        .ok_or_else(|| ManagerError::cert(format!("private key {}", key.display()), "no PEM private key found"))?;
+        .ok_or_else(|| {
+            ManagerError::cert(
+                format!("private key {}", key.display()),
+                "no PEM private key found",
+            )
+        })?;
     check_chain(&leaf, &ca_der, names).map_err(|e| {
-        ManagerError::cert(format!("server certificate {} with CA {}", cert.display(), ca.display()), e)
+        ManagerError::cert(
+            format!(
+                "server certificate {} with CA {}",
+                cert.display(),
+                ca.display()
+            ),
+            e,
+        )
     })?;
-    Ok(TlsMaterial { leaf, key: key_der, ca_der, ca_pem_path: ca.to_path_buf() })
+    Ok(TlsMaterial {
+        leaf,
+        key: key_der,
+        ca_der,
+        ca_pem_path: ca.to_path_buf(),
+    })
 }
 
 /// Every certificate in a PEM file (at least one).
@@ -215,14 +271,23 @@ pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Ma
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ManagerError::cert(format!("certificate file {}", path.display()), e))?;
     if certs.is_empty() {
-        return Err(ManagerError::cert(format!("certificate file {}", path.display()), "no PEM certificate found"));
+        return Err(ManagerError::cert(
+            format!("certificate file {}", path.display()),
+            "no PEM certificate found",
+        ));
     }
     Ok(certs)
 }
 
-fn check_chain(leaf: &CertificateDer<'_>, ca: &CertificateDer<'static>, names: Option<&[String]>) -> Result<(), String> {
+fn check_chain(
+    leaf: &CertificateDer<'_>,
+    ca: &CertificateDer<'static>,
+    names: Option<&[String]>,
+) -> Result<(), String> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).map_err(|e| format!("unusable CA: {e}"))?;
+    roots
+        .add(ca.clone())
+        .map_err(|e| format!("unusable CA: {e}"))?;
     let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
         Arc::new(roots),
         Arc::new(rustls::crypto::ring::default_provider()),
@@ -235,12 +300,14 @@ fn check_chain(leaf: &CertificateDer<'_>, ca: &CertificateDer<'static>, names: O
         None => (&placeholder[..], false),
     };
     for name in names {
-        let server_name = ServerName::try_from(name.as_str()).map_err(|e| format!("name {name:?}: {e}"))?;
+        let server_name =
+            ServerName::try_from(name.as_str()).map_err(|e| format!("name {name:?}: {e}"))?;
         let result = verifier.verify_server_cert(leaf, &[], &server_name, &[], UnixTime::now());
         match result {
             Ok(_) => {}
             Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. },
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
             )) if !check_names => {}
             Err(e) => return Err(format!("not valid for {name:?}: {e}")),
         }
@@ -258,7 +325,9 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Man
         .mode(mode)
         .open(&tmp)
         .map_err(|e| ManagerError::file(&tmp, "cannot create", e))?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| ManagerError::file(&tmp, "cannot write", e))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| ManagerError::file(&tmp, "cannot write", e))?;
     fs::rename(&tmp, path).map_err(|e| ManagerError::file(path, "cannot replace", e))
 }
 
@@ -277,7 +346,12 @@ mod tests {
     fn first_start_creates_ca_and_server_files_with_private_keys_0600() {
         let dir = tempfile::tempdir().unwrap();
         prepare(&opts(dir.path(), &["gw.example", "127.0.0.1"])).unwrap();
-        for (file, mode) in [("ca.pem", 0o644), ("ca.key", 0o600), ("server.pem", 0o644), ("server.key", 0o600)] {
+        for (file, mode) in [
+            ("ca.pem", 0o644),
+            ("ca.key", 0o600),
+            ("server.pem", 0o644),
+            ("server.key", 0o600),
+        ] {
             let meta = fs::metadata(dir.path().join(file)).unwrap();
             assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
         }
@@ -321,7 +395,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         prepare(&opts(dir.path(), &["gw.example"])).unwrap();
         fs::remove_file(dir.path().join("ca.key")).unwrap();
-        let err = prepare(&opts(dir.path(), &["gw.example"])).err().unwrap().to_string();
+        let err = prepare(&opts(dir.path(), &["gw.example"]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("ca.key"), "{err}");
     }
 

@@ -94,9 +94,13 @@ impl ManagerOptions {
     /// Checks the options that do not need the file system.
     pub(crate) fn validate(&self) -> Result<(), ManagerError> {
         for name in &self.names {
-            check_server_name(name).map_err(|why| ManagerError::Config(format!("--name {name:?}: {why}")))?;
+            check_server_name(name)
+                .map_err(|why| ManagerError::Config(format!("--name {name:?}: {why}")))?;
         }
-        let given = [&self.server_cert, &self.server_key, &self.ca_cert].iter().filter(|o| o.is_some()).count();
+        let given = [&self.server_cert, &self.server_key, &self.ca_cert]
+            .iter()
+            .filter(|o| o.is_some())
+            .count();
         if given != 0 && given != 3 {
             return Err(ManagerError::Config(
                 "--server-cert, --server-key and --ca-cert must be given together".into(),
@@ -106,10 +110,14 @@ impl ManagerOptions {
             log::warn!("--name is ignored with --server-cert: the operator's certificate decides the names");
         }
         if self.worker_threads == 0 || self.max_enroll_connections == 0 || self.max_sessions == 0 {
-            return Err(ManagerError::Config("worker threads and connection limits must be at least 1".into()));
+            return Err(ManagerError::Config(
+                "worker threads and connection limits must be at least 1".into(),
+            ));
         }
         if self.password.as_deref() == Some("") {
-            return Err(ManagerError::Config("the enrollment password is empty".into()));
+            return Err(ManagerError::Config(
+                "the enrollment password is empty".into(),
+            ));
         }
         Ok(())
     }
@@ -123,8 +131,12 @@ pub fn check_server_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > MAX_SERVER_NAME_LEN {
         return Err("a server name must have 1 to 64 characters");
     }
-    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    let ok_labels = name.split('.').all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let ok_labels = name
+        .split('.')
+        .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
     if ok_chars && ok_labels {
         Ok(())
     } else {
@@ -198,7 +210,9 @@ pub fn parse_args(args: &[String], env_password: Option<String>) -> Result<Cli, 
         match flag {
             "--data-dir" => data_dir = Some(PathBuf::from(value)),
             "--listen" => {
-                opts.listen_addr = value.parse().map_err(|_| bad(flag, &format!("{value:?} is not an IP address")))?
+                opts.listen_addr = value
+                    .parse()
+                    .map_err(|_| bad(flag, &format!("{value:?} is not an IP address")))?
             }
             "--events-port" => opts.events_port = parse_port(flag, &value)?,
             "--enroll-port" => opts.enroll_port = parse_port(flag, &value)?,
@@ -209,9 +223,15 @@ pub fn parse_args(args: &[String], env_password: Option<String>) -> Result<Cli, 
             "--server-key" => opts.server_key = Some(PathBuf::from(value)),
             "--ca-cert" => opts.ca_cert = Some(PathBuf::from(value)),
             "--log-level" => {
-                level = value.parse().map_err(|_| bad(flag, "expected error, warn, info, debug or trace"))?
+                level = value
+                    .parse()
+                    .map_err(|_| bad(flag, "expected error, warn, info, debug or trace"))?
             }
-            _ => return Err(ManagerError::Config(format!("unknown option {arg:?} (see --help)"))),
+            _ => {
+                return Err(ManagerError::Config(format!(
+                    "unknown option {arg:?} (see --help)"
+                )))
+            }
         }
         i += 1;
     }
@@ -229,15 +249,21 @@ fn bad(flag: &str, why: &str) -> ManagerError {
 }
 
 fn parse_port(flag: &str, value: &str) -> Result<u16, ManagerError> {
-    value.parse().map_err(|_| bad(flag, &format!("{value:?} is not a port number (0-65535)")))
+    value
+        .parse()
+        .map_err(|_| bad(flag, &format!("{value:?} is not a port number (0-65535)")))
 }
 
 /// The first line of a password file, without its line ending.
 pub fn read_password_file(path: &Path) -> Result<String, ManagerError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ManagerError::file(path, "--password-file: cannot read", e))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ManagerError::file(path, "--password-file: cannot read", e))?;
     let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if line.is_empty() {
-        return Err(ManagerError::Config(format!("--password-file {}: the first line is empty", path.display())));
+        return Err(ManagerError::Config(format!(
+            "--password-file {}: the first line is empty",
+            path.display()
+        )));
     }
     Ok(line.to_string())
 }
@@ -259,7 +285,16 @@ mod tests {
 
     #[test]
     fn repeated_names_and_ports_are_parsed() {
-        let o = run(&["--data-dir", "/d", "--name", "gw.example", "--name=10.0.0.1", "--events-port", "0"]).unwrap();
+        let o = run(&[
+            "--data-dir",
+            "/d",
+            "--name",
+            "gw.example",
+            "--name=10.0.0.1",
+            "--events-port",
+            "0",
+        ])
+        .unwrap();
         assert_eq!(o.names, vec!["gw.example", "10.0.0.1"]);
         assert_eq!(o.events_port, 0);
         assert_eq!(o.enroll_port, DEFAULT_ENROLL_PORT);
@@ -274,19 +309,28 @@ mod tests {
 
     #[test]
     fn bad_port_names_the_option() {
-        let err = run(&["--data-dir", "/d", "--enroll-port", "70000"]).unwrap_err().to_string();
+        let err = run(&["--data-dir", "/d", "--enroll-port", "70000"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--enroll-port"), "{err}");
     }
 
     #[test]
     fn operator_certificate_options_must_come_together() {
-        let err = run(&["--data-dir", "/d", "--server-cert", "a.pem"]).unwrap_err().to_string();
-        assert!(err.contains("--server-cert, --server-key and --ca-cert"), "{err}");
+        let err = run(&["--data-dir", "/d", "--server-cert", "a.pem"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--server-cert, --server-key and --ca-cert"),
+            "{err}"
+        );
     }
 
     #[test]
     fn name_with_bad_characters_is_refused() {
-        let err = run(&["--data-dir", "/d", "--name", "gw_1"]).unwrap_err().to_string();
+        let err = run(&["--data-dir", "/d", "--name", "gw_1"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--name"), "{err}");
     }
 
@@ -296,17 +340,25 @@ mod tests {
         let file = dir.path().join("pw");
         std::fs::write(&file, "s3cret\nignored\n").unwrap();
         let cli = parse_args(
-            &args(&["--data-dir", "/d", "--password-file", file.to_str().unwrap()]),
+            &args(&[
+                "--data-dir",
+                "/d",
+                "--password-file",
+                file.to_str().unwrap(),
+            ]),
             Some("from-env".into()),
         )
         .unwrap();
-        let Cli::Run(o, _) = cli else { panic!("expected run") };
+        let Cli::Run(o, _) = cli else {
+            panic!("expected run")
+        };
         assert_eq!(o.password.as_deref(), Some("s3cret"));
     }
 
     #[test]
     fn environment_password_is_used_without_a_file() {
-        let Cli::Run(o, _) = parse_args(&args(&["--data-dir", "/d"]), Some("pw".into())).unwrap() else {
+        let Cli::Run(o, _) = parse_args(&args(&["--data-dir", "/d"]), Some("pw".into())).unwrap()
+        else {
             panic!("expected run")
         };
         assert_eq!(o.password.as_deref(), Some("pw"));

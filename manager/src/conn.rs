@@ -30,7 +30,9 @@ impl fmt::Display for ConnError {
         match self {
             ConnError::Io(e) => write!(f, "i/o error: {e}"),
             ConnError::Frame(e) => write!(f, "{e}"),
-            ConnError::Truncated { buffered } => write!(f, "connection closed inside a frame ({buffered} bytes)"),
+            ConnError::Truncated { buffered } => {
+                write!(f, "connection closed inside a frame ({buffered} bytes)")
+            }
             ConnError::Timeout(d) => write!(f, "timed out after {} s", d.as_secs_f32()),
         }
     }
@@ -56,7 +58,12 @@ pub(crate) struct FramedConn<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
     /// Frames of at most [`frame::DEFAULT_MAX_FRAME`] bytes; writes must finish within `io_timeout`.
     pub(crate) fn new(stream: S, io_timeout: Duration) -> Self {
-        FramedConn { stream, decoder: FrameDecoder::new(frame::DEFAULT_MAX_FRAME), chunk: vec![0; READ_CHUNK], io_timeout }
+        FramedConn {
+            stream,
+            decoder: FrameDecoder::new(frame::DEFAULT_MAX_FRAME),
+            chunk: vec![0; READ_CHUNK],
+            io_timeout,
+        }
     }
 
     /// The next frame body, or `None` when the peer closed the stream between frames.
@@ -68,20 +75,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
             if let Some(body) = self.decoder.next_frame().map_err(ConnError::Frame)? {
                 return Ok(Some(body));
             }
-            let n = self.stream.read(&mut self.chunk).await.map_err(ConnError::Io)?;
+            let n = self
+                .stream
+                .read(&mut self.chunk)
+                .await
+                .map_err(ConnError::Io)?;
             if n == 0 {
                 return match self.decoder.buffered() {
                     0 => Ok(None),
                     buffered => Err(ConnError::Truncated { buffered }),
                 };
             }
-            self.decoder.push(&self.chunk[..n]).map_err(ConnError::Frame)?;
+            self.decoder
+                .push(&self.chunk[..n])
+                .map_err(ConnError::Frame)?;
         }
     }
 
     /// Like [`Self::read_frame`], failing with [`ConnError::Timeout`] after `limit`.
-    pub(crate) async fn read_frame_within(&mut self, limit: Duration) -> Result<Option<Vec<u8>>, ConnError> {
-        timeout(limit, self.read_frame()).await.unwrap_or(Err(ConnError::Timeout(limit)))
+    pub(crate) async fn read_frame_within(
+        &mut self,
+        limit: Duration,
+    ) -> Result<Option<Vec<u8>>, ConnError> {
+        timeout(limit, self.read_frame())
+            .await
+            .unwrap_or(Err(ConnError::Timeout(limit)))
     }
 
     /// Encodes `msg` as one frame and writes it out (flushed) within the I/O timeout.

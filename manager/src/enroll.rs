@@ -29,13 +29,22 @@ const MAX_NAME_LEN: usize = 128;
 const MAX_GROUPS: usize = 64;
 
 /// Serves one connection to the enrollment port.
-pub(crate) async fn serve_connection(ctx: Arc<Context>, acceptor: TlsAcceptor, tcp: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve_connection(
+    ctx: Arc<Context>,
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) {
     let tls = match timeout(ctx.io_timeout, acceptor.accept(tcp)).await {
         Some(Ok(tls)) => tls,
         Some(Err(e)) => return log::info!("enroll: {peer}: TLS handshake failed: {e}"),
         None => return log::info!("enroll: {peer}: TLS handshake timed out"),
     };
-    let has_cert = tls.get_ref().1.peer_certificates().is_some_and(|certs| !certs.is_empty());
+    let has_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .is_some_and(|certs| !certs.is_empty());
     let mut conn = FramedConn::new(tls, ctx.io_timeout);
     let body = match conn.read_frame_within(ctx.io_timeout).await {
         Ok(Some(body)) => body,
@@ -52,23 +61,47 @@ pub(crate) async fn serve_connection(ctx: Arc<Context>, acceptor: TlsAcceptor, t
     conn.close().await;
 }
 
-async fn answer(ctx: &Context, request: EnrollRequest, peer: SocketAddr, has_cert: bool) -> EnrollResponse {
+async fn answer(
+    ctx: &Context,
+    request: EnrollRequest,
+    peer: SocketAddr,
+    has_cert: bool,
+) -> EnrollResponse {
     let refuse = |reason: EnrollRefusal, detail: String| {
         log::warn!("enroll: {peer}: refused {:?}: {detail}", request.name);
         EnrollResponse::Refused { reason, detail }
     };
     if ctx.require_agent_cert && !has_cert {
-        return refuse(EnrollRefusal::CertificateRequired, "this manager requires an agent certificate".into());
+        return refuse(
+            EnrollRefusal::CertificateRequired,
+            "this manager requires an agent certificate".into(),
+        );
     }
     if let Some(expected) = &ctx.password {
-        if !request.password.as_deref().is_some_and(|given| same_secret(given, expected)) {
-            return refuse(EnrollRefusal::BadPassword, EnrollRefusal::BadPassword.to_string());
+        if !request
+            .password
+            .as_deref()
+            .is_some_and(|given| same_secret(given, expected))
+        {
+            return refuse(
+                EnrollRefusal::BadPassword,
+                EnrollRefusal::BadPassword.to_string(),
+            );
         }
     }
     match register(ctx, &request.name, request.groups, &peer.ip().to_string()).await {
         Ok(r) => {
-            log::info!("enroll: {peer}: registered {:?} as agent {}", r.name, format_agent_id(r.id));
-            EnrollResponse::Accepted { agent_id: r.id, name: r.name, key: r.key, manager_ca_der: ctx.ca_der.clone() }
+            log::info!(
+                "enroll: {peer}: registered {:?} as agent {}",
+                r.name,
+                format_agent_id(r.id)
+            );
+            EnrollResponse::Accepted {
+                agent_id: r.id,
+                name: r.name,
+                key: r.key,
+                manager_ca_der: ctx.ca_der.clone(),
+            }
         }
         Err(RegisterRefused { reason, detail }) => refuse(reason, detail),
     }
@@ -83,9 +116,16 @@ pub(crate) async fn register(
 ) -> Result<Registered, RegisterRefused> {
     let refused = |reason, detail: String| RegisterRefused { reason, detail };
     if !valid_name(name) {
-        return Err(refused(EnrollRefusal::InvalidName, format!("agent names are 1 to {MAX_NAME_LEN} of [A-Za-z0-9._-]")));
+        return Err(refused(
+            EnrollRefusal::InvalidName,
+            format!("agent names are 1 to {MAX_NAME_LEN} of [A-Za-z0-9._-]"),
+        ));
     }
-    let groups = if groups.is_empty() { vec![DEFAULT_GROUP.to_string()] } else { groups };
+    let groups = if groups.is_empty() {
+        vec![DEFAULT_GROUP.to_string()]
+    } else {
+        groups
+    };
     if groups.len() > MAX_GROUPS || !groups.iter().all(|g| valid_name(g)) {
         return Err(refused(
             EnrollRefusal::InvalidName,
@@ -98,17 +138,27 @@ pub(crate) async fn register(
     let job_name = name.clone();
     let outcome = ctx
         .store
-        .call(move |db| db.register(&job_name, &ip, &groups, &stored_key, now_ms(), &|id| sessions.is_connected(id)))
+        .call(move |db| {
+            db.register(&job_name, &ip, &groups, &stored_key, now_ms(), &|id| {
+                sessions.is_connected(id)
+            })
+        })
         .await;
     match outcome {
         Ok(RegisterOutcome::Registered { id }) => Ok(Registered { id, name, key }),
         Ok(RegisterOutcome::NameTaken { id }) => Err(refused(
             EnrollRefusal::NameTaken,
-            format!("agent {} named {name:?} is connected now", format_agent_id(id)),
+            format!(
+                "agent {} named {name:?} is connected now",
+                format_agent_id(id)
+            ),
         )),
         Err(e) => {
             log::error!("enroll: cannot register {name:?}: {e}");
-            Err(refused(EnrollRefusal::Internal, EnrollRefusal::Internal.to_string()))
+            Err(refused(
+                EnrollRefusal::Internal,
+                EnrollRefusal::Internal.to_string(),
+            ))
         }
     }
 }
@@ -116,7 +166,9 @@ pub(crate) async fn register(
 /// `[A-Za-z0-9._-]{1,128}`.
 fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// 32 random bytes as 64 lowercase hex characters.
@@ -129,8 +181,14 @@ fn new_key() -> String {
 /// Compares two secrets in time that depends on neither: both are hashed to a fixed length first,
 /// then every byte of the digests is compared.
 fn same_secret(given: &str, expected: &str) -> bool {
-    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
@@ -152,7 +210,9 @@ mod tests {
     fn keys_are_64_lowercase_hex_characters_and_differ() {
         let (a, b) = (new_key(), new_key());
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
         assert_ne!(a, b);
     }
 

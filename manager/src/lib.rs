@@ -42,8 +42,8 @@ use gatewatch_proto::Command;
 use smol::Executor;
 
 pub use config::{
-    check_server_name, parse_args, read_password_file, Cli, ManagerOptions, DEFAULT_ENROLL_PORT, DEFAULT_EVENTS_PORT,
-    PASSWORD_ENV, USAGE,
+    check_server_name, parse_args, read_password_file, Cli, ManagerOptions, DEFAULT_ENROLL_PORT,
+    DEFAULT_EVENTS_PORT, PASSWORD_ENV, USAGE,
 };
 pub use error::ManagerError;
 pub use model::{AgentRecord, AgentStatus, NotConnected, RegisterRefused, Registered, StoredEvent};
@@ -115,9 +115,15 @@ pub fn start(opts: ManagerOptions) -> Result<ManagerHandle, ManagerError> {
 
     let events_ctx = ctx.clone();
     executor
-        .spawn(accept_loop("events", events_listener, opts.max_sessions, Arc::downgrade(&executor), move |tcp, peer| {
-            receiver::serve_connection(events_ctx.clone(), events_tls.clone(), tcp, peer)
-        }))
+        .spawn(accept_loop(
+            "events",
+            events_listener,
+            opts.max_sessions,
+            Arc::downgrade(&executor),
+            move |tcp, peer| {
+                receiver::serve_connection(events_ctx.clone(), events_tls.clone(), tcp, peer)
+            },
+        ))
         .detach();
     let enroll_ctx = ctx.clone();
     executor
@@ -126,14 +132,18 @@ pub fn start(opts: ManagerOptions) -> Result<ManagerHandle, ManagerError> {
             enroll_listener,
             opts.max_enroll_connections,
             Arc::downgrade(&executor),
-            move |tcp, peer| enroll::serve_connection(enroll_ctx.clone(), enroll_tls.clone(), tcp, peer),
+            move |tcp, peer| {
+                enroll::serve_connection(enroll_ctx.clone(), enroll_tls.clone(), tcp, peer)
+            },
         ))
         .detach();
     for i in 0..opts.worker_threads {
         let (executor, stop) = (executor.clone(), stop_rx.clone());
         let worker = std::thread::Builder::new()
             .name(format!("gatewatch-worker-{i}"))
-            .spawn(move || smol::block_on(executor.run(async move { while stop.recv().await.is_ok() {} })))
+            .spawn(move || {
+                smol::block_on(executor.run(async move { while stop.recv().await.is_ok() {} }))
+            })
             .map_err(|e| ManagerError::Config(format!("cannot start a worker thread: {e}")))?;
         handle.workers.push(worker);
     }
@@ -151,12 +161,23 @@ fn create_private_dir(dir: &Path) -> Result<(), ManagerError> {
 }
 
 fn bind(addr: SocketAddr) -> Result<async_net::TcpListener, ManagerError> {
-    let listener = TcpListener::bind(addr).map_err(|source| ManagerError::Listen { addr: addr.to_string(), source })?;
-    async_net::TcpListener::try_from(listener).map_err(|source| ManagerError::Listen { addr: addr.to_string(), source })
+    let listener = TcpListener::bind(addr).map_err(|source| ManagerError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
+    async_net::TcpListener::try_from(listener).map_err(|source| ManagerError::Listen {
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 fn local_addr(listener: &async_net::TcpListener) -> Result<SocketAddr, ManagerError> {
-    listener.local_addr().map_err(|source| ManagerError::Listen { addr: "a bound socket".into(), source })
+    listener
+        .local_addr()
+        .map_err(|source| ManagerError::Listen {
+            addr: "a bound socket".into(),
+            source,
+        })
 }
 
 impl ManagerHandle {
@@ -186,7 +207,10 @@ impl ManagerHandle {
     pub fn send_command(&self, agent_id: u32, command: Command) -> Result<u64, NotConnected> {
         let json = serde_json::to_string(&command).unwrap_or_default();
         let id = self.ctx.sessions.send_command(agent_id, command)?;
-        log::info!("command {id} {json} queued for agent {}", gatewatch_proto::format_agent_id(agent_id));
+        log::info!(
+            "command {id} {json} queued for agent {}",
+            gatewatch_proto::format_agent_id(agent_id)
+        );
         self.ctx.store.spawn(move |db| {
             if let Err(e) = db.command_sent(id, agent_id, &json, now_ms()) {
                 log::warn!("command {id}: {e}");
@@ -226,7 +250,12 @@ impl ManagerHandle {
 
     /// Registers an agent as enrollment would (same name and group rules, same replacement of an
     /// offline agent of that name), for the API's `POST /agents`. Blocks like [`Self::agents`].
-    pub fn register_agent(&self, name: &str, groups: Vec<String>, ip: &str) -> Result<Registered, RegisterRefused> {
+    pub fn register_agent(
+        &self,
+        name: &str,
+        groups: Vec<String>,
+        ip: &str,
+    ) -> Result<Registered, RegisterRefused> {
         smol::block_on(enroll::register(&self.ctx, name, groups, ip))
     }
 

@@ -37,19 +37,29 @@ fn main() -> ExitCode {
 
 fn run(opts: gatewatch_manager::ManagerOptions) -> Result<(), ManagerError> {
     // Signals are registered before the ports open, so an early SIGTERM still shuts down cleanly.
-    let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-        .map_err(|e| ManagerError::Config(format!("cannot watch SIGTERM/SIGINT: {e}")))?;
+    let mut signals =
+        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+            .map_err(|e| ManagerError::Config(format!("cannot watch SIGTERM/SIGINT: {e}")))?;
     let ports_file = opts.data_dir.join("manager.ports");
     let manager = start(opts)?;
-    let ports = format!("events={}\nenroll={}\n", manager.events_addr().port(), manager.enroll_addr().port());
+    let ports = format!(
+        "events={}\nenroll={}\n",
+        manager.events_addr().port(),
+        manager.enroll_addr().port()
+    );
     std::fs::write(&ports_file, ports).map_err(|source| ManagerError::File {
         path: ports_file.clone(),
         what: "cannot write",
         source,
     })?;
     let mut stdout = std::io::stdout().lock();
-    let announced = writeln!(stdout, "listening events={} enroll={}", manager.events_addr(), manager.enroll_addr())
-        .and_then(|_| stdout.flush());
+    let announced = writeln!(
+        stdout,
+        "listening events={} enroll={}",
+        manager.events_addr(),
+        manager.enroll_addr()
+    )
+    .and_then(|_| stdout.flush());
     if let Err(e) = announced {
         log::warn!("cannot write to stdout: {e}");
     }

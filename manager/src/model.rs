@@ -76,7 +76,11 @@ pub struct NotConnected {
 
 impl fmt::Display for NotConnected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "agent {} is not connected", gatewatch_proto::format_agent_id(self.agent_id))
+        write!(
+            f,
+            "agent {} is not connected",
+            gatewatch_proto::format_agent_id(self.agent_id)
+        )
     }
 }
 
@@ -112,5 +116,7 @@ impl std::error::Error for RegisterRefused {}
 
 /// Milliseconds since the Unix epoch, from the manager's clock.
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

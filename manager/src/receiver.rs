@@ -59,11 +59,17 @@ impl fmt::Display for SessionError {
 }
 
 fn decode<'a>(body: &'a [u8], expecting: &str) -> Result<AgentMessage<'a>, SessionError> {
-    frame::decode_body(body).map_err(|e: FrameError| SessionError::Violation(format!("{expecting}: {e}")))
+    frame::decode_body(body)
+        .map_err(|e: FrameError| SessionError::Violation(format!("{expecting}: {e}")))
 }
 
 /// Serves one connection to the event port, from TLS handshake to close.
-pub(crate) async fn serve_connection(ctx: Arc<Context>, acceptor: TlsAcceptor, tcp: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve_connection(
+    ctx: Arc<Context>,
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) {
     let tls = match timeout(ctx.io_timeout, acceptor.accept(tcp)).await {
         Some(Ok(tls)) => tls,
         Some(Err(e)) => return log::info!("events: {peer}: TLS handshake failed: {e}"),
@@ -78,14 +84,23 @@ pub(crate) async fn serve_connection(ctx: Arc<Context>, acceptor: TlsAcceptor, t
         }
         Err(SessionError::Violation(why)) => {
             log::warn!("events: {peer}: protocol violation: {why}; closing");
-            let _ = conn.send(&ManagerMessage::Refused { reason: Refusal::ProtocolViolation, detail: why }).await;
+            let _ = conn
+                .send(&ManagerMessage::Refused {
+                    reason: Refusal::ProtocolViolation,
+                    detail: why,
+                })
+                .await;
         }
         Err(e) => log::warn!("events: {peer}: {e}; closing"),
     }
     conn.close().await;
 }
 
-async fn run_session<S>(ctx: &Arc<Context>, conn: &mut FramedConn<S>, peer: SocketAddr) -> Result<(), SessionError>
+async fn run_session<S>(
+    ctx: &Arc<Context>,
+    conn: &mut FramedConn<S>,
+    peer: SocketAddr,
+) -> Result<(), SessionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -97,18 +112,30 @@ where
         // Checked again on the store thread: a new session may have started since.
         let closed = ctx
             .store
-            .call(move |db| if sessions.is_connected(agent_id) { Ok(()) } else { db.session_closed(agent_id) })
+            .call(move |db| {
+                if sessions.is_connected(agent_id) {
+                    Ok(())
+                } else {
+                    db.session_closed(agent_id)
+                }
+            })
             .await;
         if let Err(e) = closed {
             log::warn!("agent {}: {e}", format_agent_id(agent_id));
         }
     }
-    log::info!("agent {} ({name}) from {peer}: session ended", format_agent_id(agent_id));
+    log::info!(
+        "agent {} ({name}) from {peer}: session ended",
+        format_agent_id(agent_id)
+    );
     result
 }
 
 /// Hello, Challenge, Auth: returns the agent's id and name once its proof matches.
-async fn authenticate<S>(ctx: &Context, conn: &mut FramedConn<S>) -> Result<(u32, String), SessionError>
+async fn authenticate<S>(
+    ctx: &Context,
+    conn: &mut FramedConn<S>,
+) -> Result<(u32, String), SessionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -117,28 +144,50 @@ where
     };
     let (version, agent_id) = match decode(&body, "expected Hello")? {
         AgentMessage::Hello { version, agent_id } => (version, agent_id),
-        other => return Err(SessionError::Violation(format!("expected Hello, got {}", name_of(&other)))),
+        other => {
+            return Err(SessionError::Violation(format!(
+                "expected Hello, got {}",
+                name_of(&other)
+            )))
+        }
     };
     if version > PROTOCOL_VERSION {
-        let detail = format!("agent speaks protocol {version}, this manager at most {PROTOCOL_VERSION}");
+        let detail =
+            format!("agent speaks protocol {version}, this manager at most {PROTOCOL_VERSION}");
         return Err(SessionError::Refused(Refusal::UnsupportedVersion, detail));
     }
-    let Some((name, key)) = ctx.store.call(move |db| db.agent_credentials(agent_id)).await? else {
+    let Some((name, key)) = ctx
+        .store
+        .call(move |db| db.agent_credentials(agent_id))
+        .await?
+    else {
         let detail = format!("no agent {} is registered", format_agent_id(agent_id));
         return Err(SessionError::Refused(Refusal::UnknownAgent, detail));
     };
     let mut nonce = [0u8; 32];
     OsRng.fill_bytes(&mut nonce);
-    conn.send(&ManagerMessage::Challenge { version: PROTOCOL_VERSION, nonce }).await?;
+    conn.send(&ManagerMessage::Challenge {
+        version: PROTOCOL_VERSION,
+        nonce,
+    })
+    .await?;
     let Some(body) = conn.read_frame_within(ctx.io_timeout).await? else {
         return Err(SessionError::Violation("closed before Auth".into()));
     };
     let proof = match decode(&body, "expected Auth")? {
         AgentMessage::Auth { proof } => proof,
-        other => return Err(SessionError::Violation(format!("expected Auth, got {}", name_of(&other)))),
+        other => {
+            return Err(SessionError::Violation(format!(
+                "expected Auth, got {}",
+                name_of(&other)
+            )))
+        }
     };
     if !proof_matches(key.as_bytes(), &nonce, agent_id, &proof) {
-        let detail = format!("the proof of agent {} does not match its key", format_agent_id(agent_id));
+        let detail = format!(
+            "the proof of agent {} does not match its key",
+            format_agent_id(agent_id)
+        );
         return Err(SessionError::Refused(Refusal::BadProof, detail));
     }
     Ok((agent_id, name))
@@ -161,21 +210,35 @@ async fn serve_agent<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let ack_up_to = ctx.store.call(move |db| db.session_opened(agent_id, now_ms())).await?;
-    conn.send(&ManagerMessage::Welcome { version: PROTOCOL_VERSION, ack_up_to }).await?;
-    log::info!("agent {} ({name}) connected from {peer}; stored up to seq {ack_up_to}", format_agent_id(agent_id));
+    let ack_up_to = ctx
+        .store
+        .call(move |db| db.session_opened(agent_id, now_ms()))
+        .await?;
+    conn.send(&ManagerMessage::Welcome {
+        version: PROTOCOL_VERSION,
+        ack_up_to,
+    })
+    .await?;
+    log::info!(
+        "agent {} ({name}) connected from {peer}; stored up to seq {ack_up_to}",
+        format_agent_id(agent_id)
+    );
     loop {
         // Both branches are cancel-safe: a read keeps what it received, a recv takes nothing.
-        let next = futures_lite::future::or(async { Step::Frame(conn.read_frame().await) }, async {
-            Step::Command(commands.recv().await)
-        });
+        let next =
+            futures_lite::future::or(async { Step::Frame(conn.read_frame().await) }, async {
+                Step::Command(commands.recv().await)
+            });
         let Some(step) = timeout(ctx.idle_timeout, next).await else {
             return Err(SessionError::Conn(ConnError::Timeout(ctx.idle_timeout)));
         };
         match step {
             Step::Command(Ok(command)) => conn.send(&command).await?,
             Step::Command(Err(_)) => {
-                log::info!("agent {} ({name}) from {peer}: replaced by a newer session", format_agent_id(agent_id));
+                log::info!(
+                    "agent {} ({name}) from {peer}: replaced by a newer session",
+                    format_agent_id(agent_id)
+                );
                 return Ok(());
             }
             Step::Frame(Ok(None)) => return Ok(()),
@@ -213,20 +276,31 @@ where
         }
         AgentMessage::Keepalive { status } => {
             let version = status.version;
-            ctx.store.call(move |db| db.keepalive(agent_id, &version, now_ms())).await?;
+            ctx.store
+                .call(move |db| db.keepalive(agent_id, &version, now_ms()))
+                .await?;
             conn.send(&ManagerMessage::KeepaliveAck).await?;
         }
-        AgentMessage::CommandResult { id: command_id, outcome } => {
+        AgentMessage::CommandResult {
+            id: command_id,
+            outcome,
+        } => {
             log::info!("agent {id} ({name}): command {command_id}: {outcome:?}");
-            let json = serde_json::to_string(&outcome).map_err(|e| ManagerError::store("cannot encode an outcome", e))?;
-            ctx.store.call(move |db| db.command_result(command_id, agent_id, &json, now_ms())).await?;
+            let json = serde_json::to_string(&outcome)
+                .map_err(|e| ManagerError::store("cannot encode an outcome", e))?;
+            ctx.store
+                .call(move |db| db.command_result(command_id, agent_id, &json, now_ms()))
+                .await?;
         }
         AgentMessage::Goodbye => {
             log::info!("agent {id} ({name}) said goodbye");
             return Ok(Flow::Stop);
         }
         other @ (AgentMessage::Hello { .. } | AgentMessage::Auth { .. }) => {
-            return Err(SessionError::Violation(format!("{} after the session opened", name_of(&other))));
+            return Err(SessionError::Violation(format!(
+                "{} after the session opened",
+                name_of(&other)
+            )));
         }
     }
     Ok(Flow::Continue)
@@ -247,16 +321,31 @@ async fn store_batch(
     let last = first_seq
         .checked_add(count - 1)
         .filter(|&last| i64::try_from(last).is_ok())
-        .ok_or_else(|| SessionError::Violation(format!("sequence numbers from {first_seq} overflow")))?;
+        .ok_or_else(|| {
+            SessionError::Violation(format!("sequence numbers from {first_seq} overflow"))
+        })?;
     let received = now_ms();
-    let events: Vec<NewEvent> = records.iter().zip(first_seq..).map(|(r, seq)| decode_record(seq, r, received)).collect();
+    let events: Vec<NewEvent> = records
+        .iter()
+        .zip(first_seq..)
+        .map(|(r, seq)| decode_record(seq, r, received))
+        .collect();
     let malformed = events.iter().filter(|e| e.kind == "malformed").count();
     if malformed > 0 {
-        log::warn!("agent {} ({name}): {malformed} malformed records in {first_seq}..={last}", format_agent_id(agent_id));
+        log::warn!(
+            "agent {} ({name}): {malformed} malformed records in {first_seq}..={last}",
+            format_agent_id(agent_id)
+        );
     }
     let name = name.to_string();
-    let fresh = ctx.store.call(move |db| db.store_events(agent_id, &name, events, received)).await?;
-    log::debug!("agent {}: stored {fresh} of {count} events up to {last}", format_agent_id(agent_id));
+    let fresh = ctx
+        .store
+        .call(move |db| db.store_events(agent_id, &name, events, received))
+        .await?;
+    log::debug!(
+        "agent {}: stored {fresh} of {count} events up to {last}",
+        format_agent_id(agent_id)
+    );
     Ok(last)
 }
 
@@ -267,14 +356,26 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8], received_ms: u64) -> NewEven
         Ok(body) => match serde_json::to_string(&body.payload) {
             Ok(payload_json) => {
                 let kind = body.payload.kind().to_string();
-                return NewEvent { seq, time_ms: body.time_ms, module: body.module, kind, payload_json };
+                return NewEvent {
+                    seq,
+                    time_ms: body.time_ms,
+                    module: body.module,
+                    kind,
+                    payload_json,
+                };
             }
             Err(e) => e.to_string(),
         },
         Err(e) => e.to_string(),
     };
     let payload_json = serde_json::json!({ "error": error, "hex": hex::encode(bytes) }).to_string();
-    NewEvent { seq, time_ms: received_ms, module: "unknown".into(), kind: "malformed".into(), payload_json }
+    NewEvent {
+        seq,
+        time_ms: received_ms,
+        module: "unknown".into(),
+        kind: "malformed".into(),
+        payload_json,
+    }
 }
 
 fn name_of(msg: &AgentMessage<'_>) -> &'static str {
@@ -298,12 +399,19 @@ mod tests {
         let body = EventBody {
             time_ms: 77,
             module: "generator".into(),
-            payload: Payload::Generator(GeneratorEvent { stream: "s".into(), n: 4, body: "b".into() }),
+            payload: Payload::Generator(GeneratorEvent {
+                stream: "s".into(),
+                n: 4,
+                body: "b".into(),
+            }),
         };
         let mut bytes = Vec::new();
         event::encode_body(&body, &mut bytes).unwrap();
         let e = decode_record(9, &bytes, 1000);
-        assert_eq!((e.seq, e.time_ms, e.module.as_str(), e.kind.as_str()), (9, 77, "generator", "generator.event"));
+        assert_eq!(
+            (e.seq, e.time_ms, e.module.as_str(), e.kind.as_str()),
+            (9, 77, "generator", "generator.event")
+        );
         let v: serde_json::Value = serde_json::from_str(&e.payload_json).unwrap();
         assert_eq!(v["Generator"]["n"], 4);
     }

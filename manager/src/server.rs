@@ -58,7 +58,9 @@ pub(crate) async fn accept_loop<F, Fut>(
             log::warn!("{service}: {peer}: {max} connections already open, closing this one");
             continue;
         };
-        let Some(executor) = executor.upgrade() else { return };
+        let Some(executor) = executor.upgrade() else {
+            return;
+        };
         let served = handle(tcp, peer);
         executor
             .spawn(async move {

@@ -29,12 +29,18 @@ pub(crate) struct Sessions {
 impl Sessions {
     /// An empty registry; command ids continue after `last_command_id`.
     pub(crate) fn new(last_command_id: u64) -> Self {
-        Sessions { live: Mutex::new(HashMap::new()), next_token: AtomicU64::new(1), last_command: AtomicU64::new(last_command_id) }
+        Sessions {
+            live: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            last_command: AtomicU64::new(last_command_id),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<u32, Live>> {
         // Every update is a single insert or remove: a poisoned map is still consistent.
-        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers a session for `agent_id`, replacing (and so ending) any older one. Returns the
@@ -42,9 +48,18 @@ impl Sessions {
     pub(crate) fn register(&self, agent_id: u32) -> (u64, Receiver<ManagerMessage>) {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = async_channel::bounded(COMMAND_QUEUE);
-        let old = self.lock().insert(agent_id, Live { token, commands: tx });
+        let old = self.lock().insert(
+            agent_id,
+            Live {
+                token,
+                commands: tx,
+            },
+        );
         if old.is_some() {
-            log::info!("agent {}: a new session replaces the open one", gatewatch_proto::format_agent_id(agent_id));
+            log::info!(
+                "agent {}: a new session replaces the open one",
+                gatewatch_proto::format_agent_id(agent_id)
+            );
         }
         (token, rx)
     }
@@ -67,14 +82,24 @@ impl Sessions {
     }
 
     /// Queues a command for the agent's session and returns its id.
-    pub(crate) fn send_command(&self, agent_id: u32, command: Command) -> Result<u64, NotConnected> {
+    pub(crate) fn send_command(
+        &self,
+        agent_id: u32,
+        command: Command,
+    ) -> Result<u64, NotConnected> {
         let live = self.lock();
         let session = live.get(&agent_id).ok_or(NotConnected { agent_id })?;
         let id = self.last_command.fetch_add(1, Ordering::Relaxed) + 1;
-        match session.commands.try_send(ManagerMessage::Command { id, command }) {
+        match session
+            .commands
+            .try_send(ManagerMessage::Command { id, command })
+        {
             Ok(()) => Ok(id),
             Err(TrySendError::Full(_)) => {
-                log::warn!("agent {}: its session is not taking commands", gatewatch_proto::format_agent_id(agent_id));
+                log::warn!(
+                    "agent {}: its session is not taking commands",
+                    gatewatch_proto::format_agent_id(agent_id)
+                );
                 Err(NotConnected { agent_id })
             }
             Err(TrySendError::Closed(_)) => Err(NotConnected { agent_id }),
@@ -92,10 +117,19 @@ mod tests {
         let (old_token, old_rx) = s.register(1);
         let (new_token, new_rx) = s.register(1);
         assert!(old_rx.is_closed());
-        assert!(!s.unregister(1, old_token), "the old session must not remove the new one");
+        assert!(
+            !s.unregister(1, old_token),
+            "the old session must not remove the new one"
+        );
         assert!(s.is_connected(1));
         assert_eq!(s.send_command(1, Command::Restart), Ok(1));
-        assert_eq!(new_rx.try_recv().unwrap(), ManagerMessage::Command { id: 1, command: Command::Restart });
+        assert_eq!(
+            new_rx.try_recv().unwrap(),
+            ManagerMessage::Command {
+                id: 1,
+                command: Command::Restart
+            }
+        );
         assert!(s.unregister(1, new_token));
         assert!(!s.is_connected(1));
     }
@@ -103,7 +137,10 @@ mod tests {
     #[test]
     fn command_for_an_agent_without_session_is_not_connected() {
         let s = Sessions::new(41);
-        assert_eq!(s.send_command(3, Command::Restart), Err(NotConnected { agent_id: 3 }));
+        assert_eq!(
+            s.send_command(3, Command::Restart),
+            Err(NotConnected { agent_id: 3 })
+        );
         let (_t, _rx) = s.register(3);
         assert_eq!(s.send_command(3, Command::Restart), Ok(42));
     }

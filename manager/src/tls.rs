@@ -17,7 +17,9 @@ use crate::ManagerError;
 /// The ring provider with TLS 1.3 suites only.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites.retain(|s| s.version() == &rustls::version::TLS13);
+    provider
+        .cipher_suites
+        .retain(|s| s.version() == &rustls::version::TLS13);
     Arc::new(provider)
 }
 
@@ -34,14 +36,19 @@ pub(crate) fn events_config(material: &TlsMaterial) -> Result<Arc<ServerConfig>,
 /// Configuration of the enrollment port. With `agent_ca`, a client certificate is requested and
 /// verified against it; one that is missing is refused by the enrollment service (so the agent
 /// learns why), one that is invalid fails the handshake.
-pub(crate) fn enroll_config(material: &TlsMaterial, agent_ca: Option<&Path>) -> Result<Arc<ServerConfig>, ManagerError> {
+pub(crate) fn enroll_config(
+    material: &TlsMaterial,
+    agent_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, ManagerError> {
     let builder = builder()?;
     let builder = match agent_ca {
         None => builder.with_no_client_auth(),
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in read_certs(path)? {
-                roots.add(cert).map_err(|e| ManagerError::cert(format!("--agent-ca {}", path.display()), e))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ManagerError::cert(format!("--agent-ca {}", path.display()), e))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                 .allow_unauthenticated()

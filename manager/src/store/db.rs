@@ -101,7 +101,12 @@ impl Db {
     /// Opens (creating) the database in WAL mode and marks every agent disconnected: a previous
     /// process may have died with sessions open.
     pub(crate) fn open(path: &Path, feed: Feed) -> Result<Self, ManagerError> {
-        let conn = Connection::open(path).map_err(|e| ManagerError::store("cannot open the database", format!("{}: {e}", path.display())))?;
+        let conn = Connection::open(path).map_err(|e| {
+            ManagerError::store(
+                "cannot open the database",
+                format!("{}: {e}", path.display()),
+            )
+        })?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(err("cannot enable WAL"))?;
@@ -109,16 +114,28 @@ impl Db {
             log::warn!("{}: journal mode is {mode}, not WAL", path.display());
         }
         // FULL: a commit survives a power cut, not only a crash of this process.
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;").map_err(err("cannot set pragmas"))?;
-        conn.execute_batch(SCHEMA).map_err(err("cannot create the schema"))?;
-        conn.execute("UPDATE agents SET connected = 0 WHERE connected <> 0", []).map_err(err("cannot reset sessions"))?;
-        Ok(Db { conn, feed, stopping: false })
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;")
+            .map_err(err("cannot set pragmas"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(err("cannot create the schema"))?;
+        conn.execute("UPDATE agents SET connected = 0 WHERE connected <> 0", [])
+            .map_err(err("cannot reset sessions"))?;
+        Ok(Db {
+            conn,
+            feed,
+            stopping: false,
+        })
     }
 
     /// Name and key of an agent, if it is registered.
-    pub(crate) fn agent_credentials(&mut self, id: u32) -> Result<Option<(String, String)>, ManagerError> {
+    pub(crate) fn agent_credentials(
+        &mut self,
+        id: u32,
+    ) -> Result<Option<(String, String)>, ManagerError> {
         self.conn
-            .query_row("SELECT name, key FROM agents WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT name, key FROM agents WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(err("cannot look up an agent"))
     }
@@ -126,7 +143,10 @@ impl Db {
     /// Marks a session open and returns the highest stored sequence number (0 if none).
     pub(crate) fn session_opened(&mut self, id: u32, now_ms: u64) -> Result<u64, ManagerError> {
         self.conn
-            .execute("UPDATE agents SET connected = 1, last_keepalive_ms = ?2 WHERE id = ?1", params![id, sql_int(now_ms)])
+            .execute(
+                "UPDATE agents SET connected = 1, last_keepalive_ms = ?2 WHERE id = ?1",
+                params![id, sql_int(now_ms)],
+            )
             .map_err(err("cannot mark an agent connected"))?;
         self.watermark(id)
     }
@@ -135,7 +155,11 @@ impl Db {
     pub(crate) fn watermark(&mut self, id: u32) -> Result<u64, ManagerError> {
         let max: i64 = self
             .conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE agent_id = ?1", [id], |r| r.get(0))
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE agent_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
             .map_err(err("cannot read the event watermark"))?;
         Ok(max.max(0) as u64)
     }
@@ -149,7 +173,12 @@ impl Db {
     }
 
     /// Records a keep-alive.
-    pub(crate) fn keepalive(&mut self, id: u32, version: &str, now_ms: u64) -> Result<(), ManagerError> {
+    pub(crate) fn keepalive(
+        &mut self,
+        id: u32,
+        version: &str,
+        now_ms: u64,
+    ) -> Result<(), ManagerError> {
         self.conn
             .execute(
                 "UPDATE agents SET last_keepalive_ms = ?2, version = ?3 WHERE id = ?1",
@@ -168,7 +197,10 @@ impl Db {
         events: Vec<NewEvent>,
         received_ms: u64,
     ) -> Result<usize, ManagerError> {
-        let tx = self.conn.transaction().map_err(err("cannot begin a transaction"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("cannot begin a transaction"))?;
         let mut fresh = Vec::new();
         {
             let mut insert = tx
@@ -208,7 +240,13 @@ impl Db {
     }
 
     /// Records a command sent to an agent.
-    pub(crate) fn command_sent(&mut self, id: u64, agent_id: u32, command_json: &str, now_ms: u64) -> Result<(), ManagerError> {
+    pub(crate) fn command_sent(
+        &mut self,
+        id: u64,
+        agent_id: u32,
+        command_json: &str,
+        now_ms: u64,
+    ) -> Result<(), ManagerError> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO commands (id, agent_id, time_ms, command) VALUES (?1, ?2, ?3, ?4)",
@@ -219,7 +257,13 @@ impl Db {
     }
 
     /// Records what an agent reported about a command.
-    pub(crate) fn command_result(&mut self, id: u64, agent_id: u32, outcome_json: &str, now_ms: u64) -> Result<(), ManagerError> {
+    pub(crate) fn command_result(
+        &mut self,
+        id: u64,
+        agent_id: u32,
+        outcome_json: &str,
+        now_ms: u64,
+    ) -> Result<(), ManagerError> {
         self.conn
             .execute(
                 "INSERT INTO command_results (command_id, agent_id, time_ms, outcome) VALUES (?1, ?2, ?3, ?4)",
@@ -253,25 +297,36 @@ impl Db {
         now_ms: u64,
         is_connected: &dyn Fn(u32) -> bool,
     ) -> Result<RegisterOutcome, ManagerError> {
-        let tx = self.conn.transaction().map_err(err("cannot begin a transaction"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(err("cannot begin a transaction"))?;
         let existing: Option<u32> = tx
-            .query_row("SELECT id FROM agents WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT id FROM agents WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(err("cannot look up an agent name"))?;
         if let Some(old) = existing {
             if is_connected(old) {
                 return Ok(RegisterOutcome::NameTaken { id: old });
             }
-            tx.execute("DELETE FROM agents WHERE id = ?1", [old]).map_err(err("cannot replace an agent"))?;
-            log::info!("agent {name:?} re-enrolled: old id {} removed", gatewatch_proto::format_agent_id(old));
+            tx.execute("DELETE FROM agents WHERE id = ?1", [old])
+                .map_err(err("cannot replace an agent"))?;
+            log::info!(
+                "agent {name:?} re-enrolled: old id {} removed",
+                gatewatch_proto::format_agent_id(old)
+            );
         }
-        let groups_json = serde_json::to_string(groups).map_err(|e| ManagerError::store("cannot encode groups", e))?;
+        let groups_json = serde_json::to_string(groups)
+            .map_err(|e| ManagerError::store("cannot encode groups", e))?;
         tx.execute(
             "INSERT INTO agents (name, ip, key, groups, registered_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![name, ip, key, groups_json, sql_int(now_ms)],
         )
         .map_err(err("cannot insert an agent"))?;
-        let id = u32::try_from(tx.last_insert_rowid()).map_err(|_| ManagerError::store("agent ids exhausted", name))?;
+        let id = u32::try_from(tx.last_insert_rowid())
+            .map_err(|_| ManagerError::store("agent ids exhausted", name))?;
         tx.commit().map_err(err("cannot commit an agent"))?;
         Ok(RegisterOutcome::Registered { id })
     }
@@ -299,7 +354,8 @@ impl Db {
                 })
             })
             .map_err(err("cannot list agents"))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(err("cannot read an agent row"))
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(err("cannot read an agent row"))
     }
 }
 
@@ -314,15 +370,29 @@ mod tests {
     }
 
     fn event(seq: u64) -> NewEvent {
-        NewEvent { seq, time_ms: 1, module: "m".into(), kind: "k".into(), payload_json: "{}".into() }
+        NewEvent {
+            seq,
+            time_ms: 1,
+            module: "m".into(),
+            kind: "k".into(),
+            payload_json: "{}".into(),
+        }
     }
 
     #[test]
     fn duplicate_sequence_numbers_are_stored_once() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path());
-        assert_eq!(db.store_events(1, "a", vec![event(1), event(2)], 0).unwrap(), 2);
-        assert_eq!(db.store_events(1, "a", vec![event(2), event(3)], 0).unwrap(), 1);
+        assert_eq!(
+            db.store_events(1, "a", vec![event(1), event(2)], 0)
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            db.store_events(1, "a", vec![event(2), event(3)], 0)
+                .unwrap(),
+            1
+        );
         assert_eq!(db.watermark(1).unwrap(), 3);
         assert_eq!(db.watermark(2).unwrap(), 0);
     }
@@ -331,9 +401,15 @@ mod tests {
     fn ids_count_from_one_and_are_not_reused_after_replacement() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path());
-        let r1 = db.register("a", "1.2.3.4", &["default".into()], "k1", 0, &|_| false).unwrap();
-        let r2 = db.register("b", "1.2.3.4", &["default".into()], "k2", 0, &|_| false).unwrap();
-        let r3 = db.register("b", "1.2.3.4", &["default".into()], "k3", 0, &|_| false).unwrap();
+        let r1 = db
+            .register("a", "1.2.3.4", &["default".into()], "k1", 0, &|_| false)
+            .unwrap();
+        let r2 = db
+            .register("b", "1.2.3.4", &["default".into()], "k2", 0, &|_| false)
+            .unwrap();
+        let r3 = db
+            .register("b", "1.2.3.4", &["default".into()], "k3", 0, &|_| false)
+            .unwrap();
         assert_eq!(
             [r1, r2, r3],
             [
@@ -343,7 +419,10 @@ mod tests {
             ]
         );
         assert_eq!(db.agent_credentials(2).unwrap(), None);
-        assert_eq!(db.agent_credentials(3).unwrap(), Some(("b".into(), "k3".into())));
+        assert_eq!(
+            db.agent_credentials(3).unwrap(),
+            Some(("b".into(), "k3".into()))
+        );
     }
 
     #[test]
@@ -351,7 +430,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path());
         db.register("a", "ip", &[], "k1", 0, &|_| false).unwrap();
-        assert_eq!(db.register("a", "ip", &[], "k2", 0, &|_| true).unwrap(), RegisterOutcome::NameTaken { id: 1 });
-        assert_eq!(db.agent_credentials(1).unwrap(), Some(("a".into(), "k1".into())));
+        assert_eq!(
+            db.register("a", "ip", &[], "k2", 0, &|_| true).unwrap(),
+            RegisterOutcome::NameTaken { id: 1 }
+        );
+        assert_eq!(
+            db.agent_credentials(1).unwrap(),
+            Some(("a".into(), "k1".into()))
+        );
     }
 }

@@ -31,7 +31,9 @@ impl Subscribers {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sender<StoredEvent>>> {
         // A panic while holding this lock cannot leave the list inconsistent: keep using it.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn broadcast(&self, events: &[StoredEvent]) {
@@ -65,7 +67,12 @@ impl Feed {
             .mode(0o640)
             .open(path)
             .map_err(|e| ManagerError::file(path, "cannot open", e))?;
-        Ok(Feed { path: path.to_path_buf(), file, subscribers, line: String::new() })
+        Ok(Feed {
+            path: path.to_path_buf(),
+            file,
+            subscribers,
+            line: String::new(),
+        })
     }
 
     /// Appends the events (one write for the batch) and hands them to subscribers.
@@ -78,7 +85,11 @@ impl Feed {
             json_line(event, &mut self.line);
         }
         if let Err(e) = self.file.write_all(self.line.as_bytes()) {
-            log::error!("cannot append {} events to {}: {e}", events.len(), self.path.display());
+            log::error!(
+                "cannot append {} events to {}: {e}",
+                events.len(),
+                self.path.display()
+            );
         }
         self.subscribers.broadcast(events);
     }

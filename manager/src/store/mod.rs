@@ -27,7 +27,10 @@ pub(crate) struct Store {
 }
 
 /// Opens `manager.db` and `events.jsonl` in `dir` and starts the store thread.
-pub(crate) fn start(dir: &Path, subscribers: Subscribers) -> Result<(Store, JoinHandle<()>), ManagerError> {
+pub(crate) fn start(
+    dir: &Path,
+    subscribers: Subscribers,
+) -> Result<(Store, JoinHandle<()>), ManagerError> {
     let feed = feed::Feed::open(&dir.join("events.jsonl"), subscribers)?;
     let db = Db::open(&dir.join("manager.db"), feed)?;
     let (tx, rx) = async_channel::bounded(QUEUE);
@@ -59,7 +62,10 @@ impl Store {
         let job: Job = Box::new(move |db| {
             let _ = tx.try_send(f(db));
         });
-        self.jobs.send(job).await.map_err(|_| ManagerError::Stopped)?;
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| ManagerError::Stopped)?;
         rx.recv().await.map_err(|_| ManagerError::Stopped)?
     }
 
@@ -74,7 +80,9 @@ impl Store {
         let job: Job = Box::new(move |db| {
             let _ = tx.try_send(f(db));
         });
-        self.jobs.send_blocking(job).map_err(|_| ManagerError::Stopped)?;
+        self.jobs
+            .send_blocking(job)
+            .map_err(|_| ManagerError::Stopped)?;
         rx.recv_blocking().map_err(|_| ManagerError::Stopped)?
     }
 
@@ -90,6 +98,8 @@ impl Store {
 
     /// Asks the store thread to finish the jobs queued so far and stop.
     pub(crate) fn stop(&self) {
-        let _ = self.jobs.send_blocking(Box::new(|db: &mut Db| db.stopping = true));
+        let _ = self
+            .jobs
+            .send_blocking(Box::new(|db: &mut Db| db.stopping = true));
     }
 }

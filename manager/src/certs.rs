@@ -317,11 +317,14 @@ fn check_chain(
 
 /// Writes a file atomically (temporary file, fsync, rename) with the given permissions.
 pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ManagerError> {
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    // A leftover from a crash may have other permissions: start from a new file.
+    let _ = fs::remove_file(&tmp);
     let mut file = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
         .open(&tmp)
         .map_err(|e| ManagerError::file(&tmp, "cannot create", e))?;

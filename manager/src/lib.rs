@@ -113,42 +113,62 @@ pub fn start(opts: ManagerOptions) -> Result<ManagerHandle, ManagerError> {
         store_thread: Some(store_thread),
     };
 
-    let events_ctx = ctx.clone();
-    executor
-        .spawn(accept_loop(
+    let services = [
+        (
             "events",
             events_listener,
             opts.max_sessions,
-            Arc::downgrade(&executor),
-            move |tcp, peer| {
-                receiver::serve_connection(events_ctx.clone(), events_tls.clone(), tcp, peer)
-            },
-        ))
-        .detach();
-    let enroll_ctx = ctx.clone();
-    executor
-        .spawn(accept_loop(
+            Service::Events(events_tls),
+        ),
+        (
             "enroll",
             enroll_listener,
             opts.max_enroll_connections,
-            Arc::downgrade(&executor),
-            move |tcp, peer| {
-                enroll::serve_connection(enroll_ctx.clone(), enroll_tls.clone(), tcp, peer)
-            },
-        ))
-        .detach();
+            Service::Enroll(enroll_tls),
+        ),
+    ];
+    for (name, listener, max, service) in services {
+        let (ctx, weak) = (ctx.clone(), Arc::downgrade(&executor));
+        let serve = move |tcp, peer| service.serve(ctx.clone(), tcp, peer);
+        executor
+            .spawn(accept_loop(name, listener, max, weak, serve))
+            .detach();
+    }
     for i in 0..opts.worker_threads {
         let (executor, stop) = (executor.clone(), stop_rx.clone());
+        // Each worker runs tasks until the stop channel closes.
+        let run =
+            move || smol::block_on(executor.run(async move { while stop.recv().await.is_ok() {} }));
         let worker = std::thread::Builder::new()
             .name(format!("gatewatch-worker-{i}"))
-            .spawn(move || {
-                smol::block_on(executor.run(async move { while stop.recv().await.is_ok() {} }))
-            })
+            .spawn(run)
             .map_err(|e| ManagerError::Config(format!("cannot start a worker thread: {e}")))?;
         handle.workers.push(worker);
     }
     log::info!("listening: events on {events_addr}, enrollment on {enroll_addr}");
     Ok(handle)
+}
+
+/// The two TLS services, each with its acceptor.
+enum Service {
+    Events(TlsAcceptor),
+    Enroll(TlsAcceptor),
+}
+
+impl Service {
+    fn serve(
+        &self,
+        ctx: Arc<Context>,
+        tcp: async_net::TcpStream,
+        peer: SocketAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        match self {
+            Service::Events(tls) => {
+                Box::pin(receiver::serve_connection(ctx, tls.clone(), tcp, peer))
+            }
+            Service::Enroll(tls) => Box::pin(enroll::serve_connection(ctx, tls.clone(), tcp, peer)),
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), ManagerError> {

@@ -64,8 +64,10 @@ fn run(opts: gatewatch_manager::ManagerOptions) -> Result<(), ManagerError> {
         log::warn!("cannot write to stdout: {e}");
     }
     drop(stdout);
-    let signal = smol::block_on(signals.next());
-    log::info!("{signal:?}: shutting down");
+    match smol::block_on(signals.next()) {
+        Some(Ok(signal)) => log::info!("{signal:?}: shutting down"),
+        other => log::warn!("signal watch ended ({other:?}): shutting down"),
+    }
     manager.shutdown();
     Ok(())
 }

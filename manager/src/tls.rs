@@ -30,7 +30,7 @@ pub(crate) fn events_config(material: &TlsMaterial) -> Result<Arc<ServerConfig>,
         .with_no_client_auth()
         .with_single_cert(vec![material.leaf.clone()], material.key.clone_key())
         .map_err(|e| ManagerError::cert("server certificate and key", e))?;
-    Ok(Arc::new(config))
+    Ok(finish(config))
 }
 
 /// Configuration of the enrollment port. With `agent_ca`, a client certificate is requested and
@@ -60,7 +60,13 @@ pub(crate) fn enroll_config(
     let config = builder
         .with_single_cert(vec![material.leaf.clone()], material.key.clone_key())
         .map_err(|e| ManagerError::cert("server certificate and key", e))?;
-    Ok(Arc::new(config))
+    Ok(finish(config))
+}
+
+/// Agents never resume sessions: sending them tickets would only cost their memory.
+fn finish(mut config: ServerConfig) -> Arc<ServerConfig> {
+    config.send_tls13_tickets = 0;
+    Arc::new(config)
 }
 
 fn builder() -> Result<rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier>, ManagerError> {

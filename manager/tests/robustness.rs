@@ -157,3 +157,49 @@ fn undecodable_enrollment_request_is_closed_without_storing() {
     assert!(m.agents().unwrap().is_empty());
     still_serving(&m, "gw1");
 }
+
+#[test]
+fn silent_tcp_connection_is_closed_after_the_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path());
+    o.io_timeout = std::time::Duration::from_millis(300);
+    let m = gatewatch_manager::start(o).unwrap();
+    let mut tcp = std::net::TcpStream::connect(m.events_addr()).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1];
+    assert_eq!(std::io::Read::read(&mut tcp, &mut buf).unwrap_or(0), 0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+}
+
+#[test]
+fn connections_over_the_limit_are_closed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path());
+    o.max_sessions = 1;
+    let m = gatewatch_manager::start(o).unwrap();
+    let first = connect(m.events_addr(), &m.ca_pem_path());
+    let mut second = std::net::TcpStream::connect(m.events_addr()).unwrap();
+    second
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        std::io::Read::read(&mut second, &mut buf).unwrap_or(0),
+        0,
+        "over the limit: closed"
+    );
+    drop(first);
+    // The slot frees once the manager has seen the close; until then connections are refused.
+    eventually("a free slot", || {
+        let Ok(mut c) = connect_as(m.events_addr(), &m.ca_pem_path(), "localhost", None) else {
+            return false;
+        };
+        c.try_send(&AgentMessage::Hello {
+            version: PROTOCOL_VERSION,
+            agent_id: 9,
+        });
+        c.recv::<ManagerMessage>().is_some()
+    });
+}

@@ -97,10 +97,27 @@ fn err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> ManagerError {
     move |e| ManagerError::store(what, e)
 }
 
+/// Creates the database file readable by its owner only (it holds agent keys); SQLite gives its
+/// WAL and shared-memory files the same permissions.
+fn create_private(path: &Path) -> Result<(), ManagerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(ManagerError::file(path, "cannot create", e)),
+    }
+}
+
 impl Db {
     /// Opens (creating) the database in WAL mode and marks every agent disconnected: a previous
     /// process may have died with sessions open.
     pub(crate) fn open(path: &Path, feed: Feed) -> Result<Self, ManagerError> {
+        create_private(path)?;
         let conn = Connection::open(path).map_err(|e| {
             ManagerError::store(
                 "cannot open the database",
@@ -376,6 +393,21 @@ mod tests {
             module: "m".into(),
             kind: "k".into(),
             payload_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn database_holding_keys_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path());
+        db.register("a", "ip", &[], "k", 0, &|_| false).unwrap();
+        for file in ["manager.db", "manager.db-wal"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
         }
     }
 

@@ -49,16 +49,13 @@ pub fn body_len(header: [u8; HEADER_LEN], max: usize) -> Result<usize, FrameErro
     }
 }
 
-/// Appends one frame holding `msg` to `out` (which may already hold other frames).
+/// Appends one frame holding `msg` to `out` (which may already hold other frames). A frame over
+/// `max` leaves `out` as it was; a serialization error (impossible for this crate's types) clears it.
 pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>, max: usize) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
-    let buf = postcard::to_extend(msg, core::mem::take(out))
-        .map_err(|e| FrameError::Malformed(e.to_string()));
-    *out = match buf {
-        Ok(buf) => buf,
-        Err(e) => return Err(e),
-    };
+    *out = postcard::to_extend(msg, core::mem::take(out))
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
     let len = out.len() - start - HEADER_LEN;
     if len > max {
         out.truncate(start);

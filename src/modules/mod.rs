@@ -1,5 +1,6 @@
 //! The agent's modules, one folder each. A module owns its config, state and tests, and runs as a
 //! cooperative task under the [`crate::runtime`] supervisor.
 
-#[cfg(feature = "generator")]
+// A module's config is always compiled (so every configuration file parses in every build);
+// its implementation only with its cargo feature.
 pub mod generator;

@@ -88,6 +88,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// What the handler returned (for the pinning tests: the plaintext it read).
     pub data: Vec<u8>,
+    /// The client certificate presented, if any.
+    pub client_cert: Option<Vec<u8>>,
 }
 
 /// A rustls server on 127.0.0.1 that presents `chain` (signed with `key_pkcs8`).
@@ -111,23 +113,73 @@ pub fn serve<H>(
     chain: Vec<Vec<u8>>,
     key_pkcs8: Vec<u8>,
     connections: usize,
+    handler: H,
+) -> TestServer
+where
+    H: FnMut(usize, &mut Stream) -> Vec<u8> + Send + 'static,
+{
+    serve_with_client_ca(chain, key_pkcs8, None, connections, handler)
+}
+
+/// Like [`serve`], and when `client_ca` is given, requires a client certificate signed by it.
+pub fn serve_with_client_ca<H>(
+    chain: Vec<Vec<u8>>,
+    key_pkcs8: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
+    connections: usize,
+    handler: H,
+) -> TestServer
+where
+    H: FnMut(usize, &mut Stream) -> Vec<u8> + Send + 'static,
+{
+    serve_at(
+        "127.0.0.1:0",
+        chain,
+        key_pkcs8,
+        client_ca,
+        connections,
+        handler,
+    )
+}
+
+/// Like [`serve_with_client_ca`], listening on `bind` (e.g. `127.0.0.2:0`).
+pub fn serve_at<H>(
+    bind: &str,
+    chain: Vec<Vec<u8>>,
+    key_pkcs8: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
+    connections: usize,
     mut handler: H,
 ) -> TestServer
 where
     H: FnMut(usize, &mut Stream) -> Vec<u8> + Send + 'static,
 {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_no_client_auth()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(CertificateDer::from(ca)).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(
             chain.into_iter().map(CertificateDer::from).collect(),
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8)),
         )
         .unwrap();
     let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind(bind).unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, outcomes) = mpsc::channel();
     std::thread::spawn(move || {
@@ -156,29 +208,31 @@ fn run_connection(
     let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
     while conn.is_handshaking() {
         match conn.complete_io(&mut sock) {
-            Ok((0, 0)) => {
-                return Outcome {
-                    handshake_completed: false,
-                    error: Some("eof".into()),
-                    data: vec![],
-                }
-            }
+            Ok((0, 0)) => return failed("eof".into()),
             Ok(_) => {}
-            Err(e) => {
-                return Outcome {
-                    handshake_completed: false,
-                    error: Some(e.to_string()),
-                    data: vec![],
-                }
-            }
+            Err(e) => return failed(e.to_string()),
         }
     }
+    let client_cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec());
     let mut stream = rustls::StreamOwned::new(conn, sock);
     let data = handler(&mut stream);
     Outcome {
         handshake_completed: true,
         error: None,
         data,
+        client_cert,
+    }
+}
+
+fn failed(error: String) -> Outcome {
+    Outcome {
+        handshake_completed: false,
+        error: Some(error),
+        data: vec![],
+        client_cert: None,
     }
 }
 

@@ -173,8 +173,9 @@ pub fn fake_manager(stream: &mut Stream, script: &Script, log: &Log) {
     );
     if script.garbage_after_welcome {
         use std::io::Write;
-        stream.write_all(&[3, 0, 0, 0, 0xff, 0xff, 0xff]).unwrap();
-        stream.flush().unwrap();
+        let _ = stream
+            .write_all(&[3, 0, 0, 0, 0xff, 0xff, 0xff])
+            .and_then(|_| stream.flush());
     }
     for (id, command) in &script.commands {
         send_msg(

@@ -24,6 +24,8 @@ mod record;
 mod recovery;
 mod segment;
 mod space;
+#[cfg(test)]
+mod tests;
 
 pub use checkpoint::MAX_CURSOR_KEYS;
 pub use record::MAX_KEY_LEN as MAX_CURSOR_KEY_LEN;

@@ -19,13 +19,14 @@ pub(super) fn file_name(first_seq: u64) -> String {
     format!("seg-{first_seq:020}.log")
 }
 
-/// The first sequence number encoded in a segment file name.
+/// The first sequence number encoded in a segment file name (never 0: seqs start at 1, and a
+/// file named otherwise is not ours).
 pub(super) fn parse_file_name(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("seg-")?.strip_suffix(".log")?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|&first| first > 0)
 }
 
 /// The first sequence numbers of the segments in `dir`, oldest first.
@@ -233,6 +234,7 @@ mod tests {
         assert!(file_name(9) < file_name(10));
         assert_eq!(parse_file_name("seg-42.log"), None);
         assert_eq!(parse_file_name("checkpoint"), None);
+        assert_eq!(parse_file_name(&file_name(0)), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! The folders follow that path: [`runtime`] (executor, modules, budgets), [`pipeline`] (queue,
 //! spool, rate limiter), [`link`] (TLS session), [`enroll`] (registration on 1515), [`modules`].
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod enroll;
@@ -21,3 +22,8 @@ pub mod tls;
 
 /// The agent's version, as reported to the manager.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// The library's own tests measure budgets, so they run with the counting allocator too.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: runtime::alloc::CountingAllocator = runtime::alloc::CountingAllocator;

@@ -1,7 +1,132 @@
-//! The command-line interface (being assembled).
-pub mod args;
+//! The command-line interface: parses arguments and runs one command.
+//!
+//! Exit statuses: 0 success, 1 failure (the message says why), 2 bad usage, and
+//! [`crate::config::RESTART_EXIT_CODE`] when a restart was ordered with `restart_mode = "exit"`.
 
-/// Runs the command line.
-pub fn main(_args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub mod args;
+#[cfg(feature = "demo")]
+mod demo;
+
+use crate::config::{self, Config, RestartMode, DEFAULT_CONFIG_PATH};
+use args::{Args, Command};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Runs the command line (without the program name) and returns the exit status.
+pub fn main(argv: Vec<OsString>) -> ExitCode {
+    crate::runtime::logger::init();
+    let args = match args::parse(argv) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("gatewatch: {message}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("gatewatch: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, String> {
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    match args.command {
+        Command::Help => {
+            print!("{}", args::USAGE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("gatewatch {}", crate::VERSION);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => check_config(&config_path),
+        Command::Status => {
+            let config = load(&config_path)?;
+            let report = crate::runtime::status::fetch(&config.agent.state_dir)?;
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Enroll { key, ca } => {
+            let config = load(&config_path)?;
+            enroll(&config, key, ca)
+        }
+        Command::Run => run_agent(&config_path),
+        Command::Demo => demo(),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, String> {
+    config::load(path).map_err(|e| e.to_string())
+}
+
+fn check_config(path: &Path) -> Result<ExitCode, String> {
+    let config = load(path)?;
+    println!("{}: configuration is valid", path.display());
+    println!(
+        "  agent {} (groups: {}), state in {}",
+        config.agent.name.as_deref().unwrap_or("-"),
+        config.agent.groups.join(","),
+        config.agent.state_dir.display()
+    );
+    println!(
+        "  managers {} port {} (keep-alive {} s, reconnect after {} s of silence)",
+        config.manager.addresses.join(","),
+        config.manager.port,
+        config.manager.keepalive_secs,
+        config.manager.effective_reconnect_secs()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn enroll(config: &Config, key: Option<String>, ca: Option<PathBuf>) -> Result<ExitCode, String> {
+    let credentials = match (key, ca) {
+        (Some(key), Some(ca)) => crate::enroll::import_key(&config.agent.state_dir, &key, &ca)
+            .map_err(|e| e.to_string())?,
+        _ => smol::block_on(crate::enroll::enroll_and_save(config)).map_err(|e| e.to_string())?,
+    };
+    println!(
+        "enrolled as agent {:03} ({}); credentials in {}",
+        credentials.agent_id,
+        credentials.name,
+        config.agent.state_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_agent(path: &Path) -> Result<ExitCode, String> {
+    let config = load(path)?;
+    match crate::agent::run(config).map_err(|e| e.to_string())? {
+        crate::agent::Exit::Stopped => Ok(ExitCode::SUCCESS),
+        crate::agent::Exit::Restart(RestartMode::Exit) => {
+            Ok(ExitCode::from(config::RESTART_EXIT_CODE as u8))
+        }
+        crate::agent::Exit::Restart(RestartMode::Reexec) => Err(reexec()),
+    }
+}
+
+/// Replaces this process with a fresh copy of the agent, same arguments and environment.
+fn reexec() -> String {
+    use std::os::unix::process::CommandExt;
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let error = std::process::Command::new("/proc/self/exe")
+        .args(args)
+        .exec();
+    format!("restart failed: cannot re-execute the agent: {error}")
+}
+
+#[cfg(feature = "demo")]
+fn demo() -> Result<ExitCode, String> {
+    demo::run()
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo() -> Result<ExitCode, String> {
+    Err("this build has no demo (the gateway build leaves the manager out); build with the `demo` feature".into())
 }

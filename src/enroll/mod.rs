@@ -219,3 +219,40 @@ fn accept(
         manager_ca_der,
     })
 }
+
+/// Enrolls with the settings of `config` (name, groups, password or password file) and saves the
+/// credentials in the state directory. Used at start when there are none, and by
+/// `gatewatch enroll`. On any failure nothing is written.
+pub async fn enroll_and_save(config: &crate::config::Config) -> Result<Credentials, String> {
+    let name = match &config.agent.name {
+        Some(name) => name.clone(),
+        None => crate::config::host_name()
+            .ok_or("agent.name is not set and the host name is unavailable")?,
+    };
+    let password =
+        crate::config::effective_password(&config.enrollment).map_err(|e| e.to_string())?;
+    let credentials = enroll(
+        &config.enrollment,
+        &config.manager.addresses,
+        &name,
+        &config.agent.groups,
+        password.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&config.agent.state_dir).map_err(|e| {
+        format!(
+            "cannot create state directory {}: {e}",
+            config.agent.state_dir.display()
+        )
+    })?;
+    credentials
+        .save(&config.agent.state_dir)
+        .map_err(|e| e.to_string())?;
+    log::info!(
+        "enrolled as agent {:03} ({})",
+        credentials.agent_id,
+        credentials.name
+    );
+    Ok(credentials)
+}

@@ -57,3 +57,4 @@ pub trait Outbox {
 }
 
 pub mod ratelimit;
+pub mod writer;

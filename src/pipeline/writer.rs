@@ -5,7 +5,7 @@
 //! (`buffer.fsync_interval_ms`) to spare flash. On shutdown it drains what is still queued.
 
 use super::spool::{AppendError, Spool};
-use super::{EventReceiver, Outbox, OutRecord, Submission};
+use super::{EventReceiver, OutRecord, Outbox, Submission};
 use crate::runtime::Shutdown;
 use event_listener::Event;
 use futures_lite::FutureExt;
@@ -40,14 +40,26 @@ pub struct SharedSpool {
 impl SharedSpool {
     /// Wraps an opened spool.
     pub fn new(spool: Spool) -> Self {
-        SharedSpool { spool: Rc::new(RefCell::new(spool)), new_records: Rc::default(), space_freed: Rc::default() }
+        SharedSpool {
+            spool: Rc::new(RefCell::new(spool)),
+            new_records: Rc::default(),
+            space_freed: Rc::default(),
+        }
     }
 }
 
 /// The link's view of the shared spool: acks also wake a writer waiting for room.
 impl Outbox for SharedSpool {
-    fn read_after(&mut self, after_seq: u64, max_records: usize, max_bytes: usize, out: &mut Vec<OutRecord>) -> std::io::Result<()> {
-        self.spool.borrow_mut().read_after(after_seq, max_records, max_bytes, out)
+    fn read_after(
+        &mut self,
+        after_seq: u64,
+        max_records: usize,
+        max_bytes: usize,
+        out: &mut Vec<OutRecord>,
+    ) -> std::io::Result<()> {
+        self.spool
+            .borrow_mut()
+            .read_after(after_seq, max_records, max_bytes, out)
     }
 
     fn ack(&mut self, up_to: u64) -> std::io::Result<()> {
@@ -74,7 +86,13 @@ impl Outbox for SharedSpool {
 }
 
 /// Runs until shutdown, then drains the queue into the spool, flushes and syncs it.
-pub async fn run(queue: EventReceiver, shared: SharedSpool, fsync_interval: Duration, stats: Rc<PipelineStats>, shutdown: Shutdown) {
+pub async fn run(
+    queue: EventReceiver,
+    shared: SharedSpool,
+    fsync_interval: Duration,
+    stats: Rc<PipelineStats>,
+    shutdown: Shutdown,
+) {
     let mut encoded = Vec::with_capacity(512);
     let mut last_sync = Instant::now();
     let mut dirty = false;
@@ -124,13 +142,25 @@ pub async fn run(queue: EventReceiver, shared: SharedSpool, fsync_interval: Dura
     sync(&shared, &mut true, &mut last_sync);
 }
 
-async fn append(shared: &SharedSpool, submission: Submission, encoded: &mut Vec<u8>, stats: &PipelineStats, shutdown: &Shutdown) {
+async fn append(
+    shared: &SharedSpool,
+    submission: Submission,
+    encoded: &mut Vec<u8>,
+    stats: &PipelineStats,
+    shutdown: &Shutdown,
+) {
     if let Err(e) = gatewatch_proto::event::encode_body(&submission.body, encoded) {
-        log::error!("event from {} could not be encoded: {e}", submission.body.module);
+        log::error!(
+            "event from {} could not be encoded: {e}",
+            submission.body.module
+        );
         return;
     }
     loop {
-        let result = shared.spool.borrow_mut().append(encoded, submission.cursor.as_ref());
+        let result = shared
+            .spool
+            .borrow_mut()
+            .append(encoded, submission.cursor.as_ref());
         match result {
             Ok(_) => {
                 stats.accepted.set(stats.accepted.get() + 1);
@@ -153,14 +183,31 @@ async fn append(shared: &SharedSpool, submission: Submission, encoded: &mut Vec<
                 if stopped {
                     // Not spooled, so its source cursor was not stored either: a source with a
                     // cursor reads it again after the restart.
-                    log::warn!("spool full while stopping: an event from {} was not spooled", submission.body.module);
+                    log::warn!(
+                        "spool full while stopping: an event from {} was not spooled",
+                        submission.body.module
+                    );
                     return;
                 }
             }
             Err(AppendError::TooLarge { len, max }) => {
                 stats.too_large.set(stats.too_large.get() + 1);
-                log::error!("event from {} of {len} bytes exceeds the spool's record limit of {max}", submission.body.module);
+                log::error!(
+                    "event from {} of {len} bytes exceeds the spool's record limit of {max}",
+                    submission.body.module
+                );
                 report_too_large(shared, &submission.body, len as u64, encoded);
+                return;
+            }
+            Err(AppendError::BadCursor { key, reason }) => {
+                // A module bug, not an input problem: keep the event, lose only the cursor.
+                log::error!(
+                    "cursor {key} of {} refused by the spool: {reason}",
+                    submission.body.module
+                );
+                if shared.spool.borrow_mut().append(encoded, None).is_ok() {
+                    stats.accepted.set(stats.accepted.get() + 1);
+                }
                 return;
             }
             Err(AppendError::Io(e)) => {

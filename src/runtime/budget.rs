@@ -104,15 +104,22 @@ impl MemoryAccount {
         bytes <= self.available()
     }
 
-    /// Grows `buf` by `additional` elements only if the new allocation stays within the budget.
-    /// The check counts the whole new block, since growth allocates it before freeing the old one.
+    /// Bytes that buffers may still take: buffers stop at the pressure line (90 % of the budget),
+    /// leaving the rest for the module's short-lived allocations (events on their way, parsing).
+    pub fn buffer_room(&self) -> usize {
+        (self.budget / 1000 * PRESSURE_PER_MILLE).saturating_sub(self.current())
+    }
+
+    /// Grows `buf` by `additional` elements only if the new allocation stays under the pressure
+    /// line. The check counts the whole new block, since growth allocates it before freeing the
+    /// old one.
     pub fn try_reserve<T>(&self, buf: &mut Vec<T>, additional: usize) -> Result<(), OverBudget> {
         let needed = buf.len().saturating_add(additional);
         if needed <= buf.capacity() {
             return Ok(());
         }
         let wanted = needed.saturating_mul(std::mem::size_of::<T>().max(1));
-        if !self.fits(wanted) {
+        if wanted > self.buffer_room() {
             self.refusals.set(self.refusals.get() + 1);
             self.shed.set(true);
             return Err(OverBudget {
@@ -179,4 +186,45 @@ pub fn charged_to<R>(id: AccountId, f: impl FnOnce() -> R) -> R {
     let result = f();
     alloc::set_active(previous);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocations_inside_a_budgeted_future_are_charged_to_its_account() {
+        let id = account_for("test-charged").unwrap();
+        let before = alloc::current_bytes(id);
+        let held = smol::block_on(Budgeted::new(id, Box::pin(async { vec![0u8; 10_000] })));
+        assert!(alloc::current_bytes(id) >= before + 10_000);
+        drop(held);
+        assert_eq!(
+            alloc::current_bytes(id),
+            before,
+            "freed outside the future, credited back"
+        );
+        assert!(alloc::peak_bytes(id) >= 10_000);
+    }
+
+    #[test]
+    fn try_reserve_stops_buffers_at_the_pressure_line() {
+        let id = account_for("test-reserve").unwrap();
+        let account = MemoryAccount::new(id, 100_000);
+        let mut buf: Vec<u8> = Vec::new();
+        charged_to(id, || {
+            assert!(account.try_reserve(&mut buf, 50_000).is_ok());
+            let refused = account.try_reserve(&mut buf, 60_000).unwrap_err();
+            assert!(refused.wanted > refused.available);
+        });
+        assert!(account.should_shed(), "a refusal tells the module to shed");
+        assert_eq!(account.refusals(), 1);
+        assert!(account.peak() <= account.budget());
+    }
+
+    #[test]
+    fn the_same_name_gets_the_same_account() {
+        assert_eq!(account_for("test-same"), account_for("test-same"));
+        assert_ne!(account_for("test-same"), account_for("test-other"));
+    }
 }

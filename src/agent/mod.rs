@@ -22,7 +22,7 @@ use futures_lite::FutureExt;
 use gatewatch_proto::{AgentEvent, Command, CommandOutcome, EventBody, Payload};
 use smol::LocalExecutor;
 use std::cell::{Cell, RefCell};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -270,7 +270,7 @@ async fn credentials(config: &Config) -> Result<Credentials, AgentError> {
         .map_err(|e| AgentError(e.to_string()))
 }
 
-fn open_spool(config: &Config, dir: &PathBuf) -> Result<Spool, AgentError> {
+fn open_spool(config: &Config, dir: &Path) -> Result<Spool, AgentError> {
     let spool_config = SpoolConfig {
         max_bytes: config.buffer.spool_max_bytes,
         segment_bytes: config.buffer.spool_segment_bytes,

@@ -127,11 +127,11 @@ impl Manager {
         conn
     }
 
-    /// (seq, kind, payload JSON) of every stored event of `agent_id`, in storage order.
+    /// (seq, kind, payload JSON) of every stored event of `agent_id`, in sequence order.
     pub fn events(&self, agent_id: u32) -> Vec<(u64, String, String)> {
         let conn = self.db();
         let mut stmt = conn
-            .prepare("SELECT seq, kind, payload FROM events WHERE agent_id = ?1 ORDER BY rowid")
+            .prepare("SELECT seq, kind, payload FROM events WHERE agent_id = ?1 ORDER BY seq")
             .expect("query events");
         let rows = stmt
             .query_map([agent_id], |r| {
@@ -141,7 +141,7 @@ impl Manager {
         rows.map(|r| r.expect("event row")).collect()
     }
 
-    /// The numbers `n` of the generator events stored for `agent_id`, in storage order.
+    /// The numbers `n` of the generator events stored for `agent_id`, in sequence order.
     pub fn generator_numbers(&self, agent_id: u32) -> Vec<u64> {
         self.events(agent_id)
             .into_iter()

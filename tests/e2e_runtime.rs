@@ -110,4 +110,7 @@ fn agent_runs_on_one_thread() {
         assert!(names.len() <= 2, "threads: {names:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // SIGTERM: modules stop, the spool is flushed, the link closes, within five seconds.
+    let status = agent.stop(Duration::from_secs(5));
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
 }

@@ -136,7 +136,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
         }
         other => other,
     };
-    if health || within.is_some() {
+    if !matches!(command, Command::Health { .. }) && (health || within.is_some()) {
         return Err("`--health` and `--within` belong to the `check` command".into());
     }
     if key.is_some() || ca.is_some() {

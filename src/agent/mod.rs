@@ -79,11 +79,11 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, AgentErr
 
     // Pipeline: queue → spool.
     let pipeline_stats = Rc::new(PipelineStats::default());
-    let fsync = Duration::from_millis(config.buffer.fsync_interval_ms);
+    let writer_config = writer::WriterConfig::from_config(&config);
     let writer_task = ex.spawn(writer::run(
         queue_rx,
         shared.clone(),
-        fsync,
+        writer_config,
         pipeline_stats.clone(),
         shutdown.clone(),
     ));

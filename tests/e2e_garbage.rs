@@ -108,13 +108,7 @@ fn garbage_frames_are_rejected() {
         "[modules.generator]\nenabled = true\ncount = 20\nrate = 0\n",
     );
     agent.spawn();
-    let id = wait_for(Duration::from_secs(30), "enrollment", || {
-        agent
-            .state_dir
-            .join("client.keys")
-            .exists()
-            .then(|| agent.agent_id())
-    });
+    let id = agent.wait_enrolled();
     wait_for(Duration::from_secs(60), "events after the garbage", || {
         (manager.generator_numbers(id).len() == 20).then_some(())
     });

@@ -3,19 +3,8 @@
 
 mod common;
 
-use common::{wait_for, Agent, Manager};
+use common::{enrolled_agent, wait_for, Agent, Manager};
 use std::time::Duration;
-
-fn enrolled_agent(dir: &std::path::Path, manager: &Manager, extra: &str) -> Agent {
-    let agent = Agent::configure(dir, manager, extra);
-    let out = agent.command(&["enroll"]);
-    assert!(
-        out.status.success(),
-        "enroll failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    agent
-}
 
 /// (current, peak, budget) of a module from `gatewatch status`.
 fn module_memory(agent: &Agent, module: &str) -> Option<(u64, u64, u64)> {

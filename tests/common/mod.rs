@@ -161,6 +161,18 @@ impl Drop for Manager {
     }
 }
 
+/// Configures an agent and enrolls it with `gatewatch enroll` (it is not started).
+pub fn enrolled_agent(dir: &Path, manager: &Manager, extra: &str) -> Agent {
+    let agent = Agent::configure(dir, manager, extra);
+    let out = agent.command(&["enroll"]);
+    assert!(
+        out.status.success(),
+        "enroll failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent
+}
+
 /// An agent process with its own configuration and state directory.
 pub struct Agent {
     pub config: PathBuf,
@@ -258,6 +270,16 @@ impl Agent {
             .arg(&self.config)
             .output()
             .expect("run gatewatch")
+    }
+
+    /// Waits until the running agent has enrolled (its credentials exist); returns its id.
+    pub fn wait_enrolled(&self) -> u32 {
+        wait_for(Duration::from_secs(30), "enrollment", || {
+            self.state_dir
+                .join("client.keys")
+                .exists()
+                .then(|| self.agent_id())
+        })
     }
 
     /// The agent id from the stored credentials (`client.keys`).

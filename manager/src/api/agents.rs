@@ -61,7 +61,7 @@ const MAX_LIMIT: u64 = 100_000;
 /// Ids of `agents_list`, each checked (digits, at least three).
 pub(super) fn agents_list(call: &Call<'_>) -> Result<Option<Vec<u32>>, ApiError> {
     call.query
-        .list("agents_list")
+        .list("agents_list")?
         .map(|ids| ids.iter().map(|id| agent_id(id)).collect())
         .transpose()
 }
@@ -86,7 +86,7 @@ pub(super) async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
     let wanted = agents_list(call)?;
     let offset = q.integer("offset", 0, 0, u64::from(u32::MAX))? as usize;
     let limit = q.integer("limit", 500, 1, MAX_LIMIT)? as usize;
-    let select = q.list("select");
+    let select = q.list("select")?;
     if let Some(fields) = &select {
         filter::check_select(fields)?;
     }

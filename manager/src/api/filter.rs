@@ -48,7 +48,7 @@ impl Filters {
         default_older_than: Option<&str>,
     ) -> Result<Filters, ApiError> {
         let mut f = Filters::default();
-        if let Some(statuses) = query.list("status") {
+        if let Some(statuses) = query.list("status")? {
             for s in &statuses {
                 let known = STATUSES.contains(&s.as_str()) || (allow_all && s == "all");
                 if !known {
@@ -81,7 +81,8 @@ impl Filters {
             })?;
             f.older_than = Some((secs, text.to_string()));
         }
-        if let Some(q) = query.get("q") {
+        // An empty `q` filters nothing, like an absent one.
+        if let Some(q) = query.get("q").filter(|q| !q.is_empty()) {
             f.q = Some(qlang::parse(q)?);
         }
         if let Some(search) = query.get("search") {

@@ -56,28 +56,29 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A list parameter: every occurrence, split at commas, empty entries dropped.
-    pub(crate) fn list(&self, name: &str) -> Option<Vec<String>> {
+    /// A list parameter: every occurrence, split at commas. An empty entry is a 400.
+    pub(crate) fn list(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
         let mut found = false;
         let mut items = Vec::new();
         for (_, value) in self.pairs.iter().filter(|(n, _)| n == name) {
             found = true;
-            items.extend(
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_string),
-            );
+            for item in value.split(',').map(str::trim) {
+                if item.is_empty() {
+                    return Err(ApiError::bad_request(format!(
+                        "'' is not a valid item of {name}: expected a comma-separated list"
+                    )));
+                }
+                items.push(item.to_string());
+            }
         }
-        found.then_some(items)
+        Ok(found.then_some(items))
     }
 
-    /// A boolean (`true`/`false`, any case; an empty value is true); absent is false.
+    /// A boolean (`true`/`false`, any case); absent is false.
     pub(crate) fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(false),
-            Some(v) if v.is_empty() || v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
             Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
             Some(v) => Err(ApiError::bad_request(format!(
                 "'{v}' is not of type 'boolean' (parameter {name})"
@@ -152,9 +153,9 @@ pub(crate) fn timeframe_secs(text: &str) -> Option<u64> {
     Some(n * scale)
 }
 
-/// An agent id as Wazuh's schema accepts it: digits only, at least 3 of them.
+/// An agent id as Wazuh's schema accepts it: digits only, at least 3 of them (and at most 9).
 pub(crate) fn agent_id(text: &str) -> Result<u32, ApiError> {
-    if text.len() >= 3 && text.bytes().all(|b| b.is_ascii_digit()) {
+    if (3..=9).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(id) = text.parse::<u32>() {
             return Ok(id);
         }
@@ -170,10 +171,12 @@ mod tests {
 
     #[test]
     fn values_are_percent_decoded_and_lists_split_and_merge() {
-        let q = Query::parse("select=id%2Cname&select=ip&q=name%3Dgw+1&empty=").unwrap();
-        assert_eq!(q.list("select").unwrap(), vec!["id", "name", "ip"]);
+        let q = Query::parse("select=id%2Cname&select=ip&q=name%3Dgw+1&empty=&gap=1,,2").unwrap();
+        assert_eq!(q.list("select").unwrap().unwrap(), vec!["id", "name", "ip"]);
         assert_eq!(q.get("q"), Some("name=gw 1"));
-        assert_eq!(q.list("missing"), None);
+        assert_eq!(q.list("missing").unwrap(), None);
+        assert!(q.list("empty").is_err());
+        assert!(q.list("gap").is_err());
     }
 
     #[test]
@@ -192,9 +195,10 @@ mod tests {
 
     #[test]
     fn flags_and_integers_are_checked() {
-        let q = Query::parse("a=True&b=no&n=0&m=7").unwrap();
+        let q = Query::parse("a=True&b=no&e=&n=0&m=7").unwrap();
         assert!(q.flag("a").unwrap());
         assert!(q.flag("b").is_err());
+        assert!(q.flag("e").is_err());
         assert!(!q.flag("c").unwrap());
         assert!(q.integer("n", 500, 1, 100_000).is_err());
         assert_eq!(q.integer("m", 500, 1, 100_000).unwrap(), 7);
@@ -216,7 +220,7 @@ mod tests {
     fn agent_ids_need_three_digits() {
         assert_eq!(agent_id("001").unwrap(), 1);
         assert_eq!(agent_id("1234").unwrap(), 1234);
-        for bad in ["1", "01", "abc", "00a", "99999999999"] {
+        for bad in ["1", "01", "abc", "00a", "0000000001"] {
             assert!(agent_id(bad).is_err(), "{bad}");
         }
     }

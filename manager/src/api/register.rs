@@ -246,7 +246,7 @@ pub(super) async fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
     q.only(&allowed)?;
     let purge = q.flag("purge")?;
     let filters = Filters::from_query(q, true, Some("7d"))?;
-    let everyone = match q.list("agents_list") {
+    let everyone = match q.list("agents_list")? {
         None => return Err(ApiError::bad_request("Missing query parameter 'agents_list'")),
         Some(list) => list.len() == 1 && list[0] == "all",
     };

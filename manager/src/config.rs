@@ -276,7 +276,9 @@ pub fn parse_args(args: &[String], env_password: Option<String>) -> Result<Cli, 
             "--enroll-port" => opts.enroll_port = parse_port(flag, &value)?,
             "--name" => opts.names.push(value),
             "--password-file" => password_file = Some(PathBuf::from(value)),
-            "--api-port" | "--api-token-timeout" | "--api-max-login-attempts"
+            "--api-port"
+            | "--api-token-timeout"
+            | "--api-max-login-attempts"
             | "--api-block-time" => {
                 let Some(api) = api.as_mut() else {
                     return Err(bad(flag, "cannot be combined with --no-api"));
@@ -464,7 +466,10 @@ mod tests {
         let api = o.api.unwrap();
         assert_eq!(api.port, 0);
         assert_eq!(api.token_timeout, Duration::from_secs(60));
-        assert_eq!((api.max_login_attempts, api.block_time), (3, Duration::from_secs(10)));
+        assert_eq!(
+            (api.max_login_attempts, api.block_time),
+            (3, Duration::from_secs(10))
+        );
     }
 
     #[test]

@@ -150,7 +150,10 @@ pub(crate) fn parse_time_secs(text: &str) -> Option<i64> {
         None => (text, None),
     };
     let numbers = |s: &str, n: usize| -> Option<Vec<u32>> {
-        let parts: Vec<u32> = s.split(['-', ':']).map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        let parts: Vec<u32> = s
+            .split(['-', ':'])
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
         (parts.len() == n).then_some(parts)
     };
     let d = numbers(date, 3)?;
@@ -159,9 +162,20 @@ pub(crate) fn parse_time_secs(text: &str) -> Option<i64> {
         None => vec![0, 0, 0],
     };
     let month = time::Month::try_from(u8::try_from(d[1]).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(i32::try_from(d[0]).ok()?, month, u8::try_from(d[2]).ok()?).ok()?;
-    let clock = time::Time::from_hms(u8::try_from(c[0]).ok()?, u8::try_from(c[1]).ok()?, u8::try_from(c[2]).ok()?).ok()?;
-    Some(time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp())
+    let date =
+        time::Date::from_calendar_date(i32::try_from(d[0]).ok()?, month, u8::try_from(d[2]).ok()?)
+            .ok()?;
+    let clock = time::Time::from_hms(
+        u8::try_from(c[0]).ok()?,
+        u8::try_from(c[1]).ok()?,
+        u8::try_from(c[2]).ok()?,
+    )
+    .ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, clock)
+            .assume_utc()
+            .unix_timestamp(),
+    )
 }
 
 #[cfg(test)]
@@ -180,7 +194,14 @@ mod tests {
 
     #[test]
     fn malformed_dates_are_refused() {
-        for bad in ["", "2023-13-01", "2023-11", "yesterday", "2023-11-14T25:00:00", "7d"] {
+        for bad in [
+            "",
+            "2023-13-01",
+            "2023-11",
+            "yesterday",
+            "2023-11-14T25:00:00",
+            "7d",
+        ] {
             assert_eq!(parse_time_secs(bad), None, "{bad}");
         }
     }

@@ -37,7 +37,11 @@ pub(crate) struct Context {
 
 impl Context {
     /// Queues a command for a connected agent, records it in the store, and returns its id.
-    pub(crate) fn send_command(&self, agent_id: u32, command: Command) -> Result<u64, NotConnected> {
+    pub(crate) fn send_command(
+        &self,
+        agent_id: u32,
+        command: Command,
+    ) -> Result<u64, NotConnected> {
         let json = serde_json::to_string(&command).unwrap_or_default();
         let id = self.sessions.send_command(agent_id, command)?;
         log::info!(

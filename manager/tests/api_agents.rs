@@ -39,8 +39,16 @@ fn registry(dir: &std::path::Path) -> Registry {
     let token = m.token();
     let mut agents = Vec::new();
     for n in 10..60u32 {
-        let name = if n % 5 == 0 { format!("edge-{n}") } else { format!("gw-{n}") };
-        let ip = if n % 4 == 0 { "any".to_string() } else { format!("10.0.{}.{}", n / 10, n) };
+        let name = if n % 5 == 0 {
+            format!("edge-{n}")
+        } else {
+            format!("gw-{n}")
+        };
+        let ip = if n % 4 == 0 {
+            "any".to_string()
+        } else {
+            format!("10.0.{}.{}", n / 10, n)
+        };
         let body = json!({"id": n.to_string(), "name": name, "ip": ip, "key": key_of(n)});
         let reply = m.with_token(&token, "POST", "/agents/insert", Some(&body));
         assert_eq!(reply.status, 200, "{}", reply.text());
@@ -145,7 +153,10 @@ fn agents_listing_filters() {
     // Everything, field by field.
     let all = r.get("/agents?limit=100000");
     assert_eq!(all["error"], 0);
-    assert_eq!(all["message"], "All selected agents information was returned");
+    assert_eq!(
+        all["message"],
+        "All selected agents information was returned"
+    );
     assert_eq!(all["data"]["total_affected_items"], r.agents.len() + 1);
     let items = all["data"]["affected_items"].as_array().unwrap();
     assert_eq!(items[0]["id"], "000");
@@ -160,11 +171,22 @@ fn agents_listing_filters() {
         assert_eq!(item["status_code"], 0, "{item}");
         assert_eq!(item["group"], json!(a.groups), "{item}");
         let seen = a.status != "never_connected";
-        let ip = if seen { "127.0.0.1" } else { a.register_ip.as_str() };
+        let ip = if seen {
+            "127.0.0.1"
+        } else {
+            a.register_ip.as_str()
+        };
         assert_eq!(item["ip"], ip, "{item}");
-        assert_eq!(item["node_name"], if seen { "node01" } else { "unknown" }, "{item}");
+        assert_eq!(
+            item["node_name"],
+            if seen { "node01" } else { "unknown" },
+            "{item}"
+        );
         assert_eq!(item.get("lastKeepAlive").is_some(), seen, "{item}");
-        assert!(item.get("version").is_none(), "no keep-alive sent yet: {item}");
+        assert!(
+            item.get("version").is_none(),
+            "no keep-alive sent yet: {item}"
+        );
         assert!(item.get("internal_key").is_none() && item.get("key").is_none());
         assert_eq!(
             item.get("disconnection_time").is_some(),
@@ -174,7 +196,10 @@ fn agents_listing_filters() {
     }
 
     // status (several values are ORed).
-    assert_eq!(r.ids("/agents?status=active"), r.with_manager(r.expect(|a| a.status == "active")));
+    assert_eq!(
+        r.ids("/agents?status=active"),
+        r.with_manager(r.expect(|a| a.status == "active"))
+    );
     assert_eq!(
         r.ids("/agents?status=never_connected,disconnected&limit=1000"),
         r.expect(|a| a.status != "active")
@@ -186,7 +211,12 @@ fn agents_listing_filters() {
 
     // select: exactly the fields asked for, plus id.
     for item in r.items("/agents?select=name,status&limit=1000") {
-        let keys: BTreeSet<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: BTreeSet<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys, BTreeSet::from(["id", "name", "status"]), "{item}");
     }
     let os = r.items("/agents?select=os.platform&agents_list=000");
@@ -217,7 +247,9 @@ fn agents_listing_filters() {
         .collect();
     assert_eq!(got, expected);
     assert_eq!(page["data"]["total_affected_items"], r.agents.len() + 1);
-    assert!(r.items(&format!("/agents?offset={}", r.agents.len() + 1)).is_empty());
+    assert!(r
+        .items(&format!("/agents?offset={}", r.agents.len() + 1))
+        .is_empty());
 
     // q: and, or, parentheses, comparisons, contains.
     assert_eq!(
@@ -255,7 +287,10 @@ fn agents_listing_filters() {
     );
 
     // Field filters.
-    assert_eq!(r.ids("/agents?group=lab"), r.expect(|a| a.groups.iter().any(|g| g == "lab")));
+    assert_eq!(
+        r.ids("/agents?group=lab"),
+        r.expect(|a| a.groups.iter().any(|g| g == "lab"))
+    );
     assert_eq!(r.ids("/agents?name=gw-33"), vec!["033".to_string()]);
     assert_eq!(r.ids("/agents?ip=10.0.3.33"), vec!["033".to_string()]);
     assert_eq!(
@@ -266,7 +301,10 @@ fn agents_listing_filters() {
     // agents_list: unknown ids are failed items.
     let partial = r.get("/agents?agents_list=011,010,999");
     assert_eq!(partial["error"], 2);
-    assert_eq!(partial["message"], "Some agents information was not returned");
+    assert_eq!(
+        partial["message"],
+        "Some agents information was not returned"
+    );
     assert_eq!(r.ids("/agents?agents_list=011,010,999"), vec!["010", "011"]);
     assert_eq!(partial["data"]["failed_items"][0]["error"]["code"], 1701);
     assert_eq!(partial["data"]["failed_items"][0]["id"], json!(["999"]));
@@ -278,10 +316,20 @@ fn agents_listing_filters() {
     assert_eq!(r.error("/agents?q=group<a")["error"], 1409);
     assert_eq!(r.error("/agents?q=name")["error"], 1407);
     assert_eq!(r.error("/agents?q=dateAdd<soon")["error"], 1412);
-    for bad in ["limit=0", "limit=100001", "offset=-1", "status=sleeping", "agents_list=1", "older_than=7x"] {
+    for bad in [
+        "limit=0",
+        "limit=100001",
+        "offset=-1",
+        "status=sleeping",
+        "agents_list=1",
+        "older_than=7x",
+    ] {
         let e = r.error(&format!("/agents?{bad}"));
         assert_eq!(e["title"], "Bad Request", "{bad}");
-        assert!(e.get("error").is_none(), "schema errors have no code: {bad}");
+        assert!(
+            e.get("error").is_none(),
+            "schema errors have no code: {bad}"
+        );
     }
 }
 
@@ -311,6 +359,9 @@ fn older_than_keeps_agents_not_seen_for_that_long() {
     let r = registry(dir.path());
     std::thread::sleep(Duration::from_millis(2100));
     // The live sessions have not sent a keep-alive since they opened, 2 s ago.
-    assert_eq!(r.ids("/agents?older_than=1s&limit=1000"), r.expect(|_| true));
+    assert_eq!(
+        r.ids("/agents?older_than=1s&limit=1000"),
+        r.expect(|_| true)
+    );
     assert!(r.ids("/agents?older_than=1d").is_empty());
 }

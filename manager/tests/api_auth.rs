@@ -65,7 +65,12 @@ fn jwt_is_checked() {
         },
     );
     // Missing or malformed header.
-    for header in [None, Some("Basic d2F6dWg6d2F6dWg="), Some("Bearer"), Some("Bearer   ")] {
+    for header in [
+        None,
+        Some("Basic d2F6dWg6d2F6dWg="),
+        Some("Bearer"),
+        Some("Bearer   "),
+    ] {
         assert_eq!(
             unauthorized(&get_root(&m, header)),
             "No authorization token provided",
@@ -105,7 +110,11 @@ fn jwt_is_checked() {
     );
     for forged in [other_key, altered, unsigned] {
         let header = format!("Bearer {forged}");
-        assert_eq!(unauthorized(&get_root(&m, Some(&header))), "Invalid token", "{forged}");
+        assert_eq!(
+            unauthorized(&get_root(&m, Some(&header))),
+            "Invalid token",
+            "{forged}"
+        );
     }
     // Expired.
     std::thread::sleep(Duration::from_millis(2500));
@@ -114,15 +123,25 @@ fn jwt_is_checked() {
 
     // Brute force: three failures, then even the right password is refused with 403.
     for _ in 0..3 {
-        assert_eq!(unauthorized(&m.login_as("wazuh", "wrong")), "Invalid credentials");
+        assert_eq!(
+            unauthorized(&m.login_as("wazuh", "wrong")),
+            "Invalid credentials"
+        );
     }
     let blocked = m.login_as("wazuh", &m.password);
     assert_eq!(blocked.status, 403, "{}", blocked.text());
     let body = blocked.json();
     assert_eq!(body["title"], "Permission Denied");
     assert_eq!(body["error"], 6000);
-    assert!(body["detail"].as_str().unwrap().contains("Limit of login attempts reached"));
-    assert_eq!(get_root(&m, None).status, 403, "a blocked address is refused everywhere");
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Limit of login attempts reached"));
+    assert_eq!(
+        get_root(&m, None).status,
+        403,
+        "a blocked address is refused everywhere"
+    );
 }
 
 #[test]
@@ -133,14 +152,30 @@ fn raw_login_returns_the_bare_token_and_plain_login_the_envelope() {
         "Basic {}",
         base64ct::Base64::encode_string(format!("wazuh:{}", m.password).as_bytes())
     );
-    let raw = m.call("POST", "/security/user/authenticate?raw=true", &[("Authorization", &basic)], None);
-    assert_eq!((raw.status, raw.header("content-type")), (200, Some("text/plain")));
+    let raw = m.call(
+        "POST",
+        "/security/user/authenticate?raw=true",
+        &[("Authorization", &basic)],
+        None,
+    );
+    assert_eq!(
+        (raw.status, raw.header("content-type")),
+        (200, Some("text/plain"))
+    );
     assert_eq!(raw.text().split('.').count(), 3);
     assert!(!raw.text().ends_with('\n'));
-    let plain = m.call("POST", "/security/user/authenticate", &[("Authorization", &basic)], None);
+    let plain = m.call(
+        "POST",
+        "/security/user/authenticate",
+        &[("Authorization", &basic)],
+        None,
+    );
     let body = plain.json();
     assert_eq!(body["error"], 0);
-    assert_eq!(body["data"]["token"].as_str().unwrap().split('.').count(), 3);
+    assert_eq!(
+        body["data"]["token"].as_str().unwrap().split('.').count(),
+        3
+    );
     assert_eq!(body.as_object().unwrap().len(), 2, "no message: {body}");
 }
 
@@ -152,18 +187,31 @@ fn deprecated_get_login_still_works_and_says_so() {
         "Basic {}",
         base64ct::Base64::encode_string(format!("wazuh:{}", m.password).as_bytes())
     );
-    let reply = m.call("GET", "/security/user/authenticate", &[("Authorization", &basic)], None);
+    let reply = m.call(
+        "GET",
+        "/security/user/authenticate",
+        &[("Authorization", &basic)],
+        None,
+    );
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("deprecated"), Some("true"));
-    assert!(reply.header("link").is_some_and(|l| l.contains("rel=\"Deprecated\"")));
+    assert!(reply
+        .header("link")
+        .is_some_and(|l| l.contains("rel=\"Deprecated\"")));
 }
 
 #[test]
 fn wrong_password_and_unknown_user_are_invalid_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let m = ApiManager::start(dir.path(), api_options());
-    assert_eq!(unauthorized(&m.login_as("wazuh", "wazuh")), "Invalid credentials");
-    assert_eq!(unauthorized(&m.login_as("admin", &m.password)), "Invalid credentials");
+    assert_eq!(
+        unauthorized(&m.login_as("wazuh", "wazuh")),
+        "Invalid credentials"
+    );
+    assert_eq!(
+        unauthorized(&m.login_as("admin", &m.password)),
+        "Invalid credentials"
+    );
     let none = m.call("POST", "/security/user/authenticate", &[], None);
     assert_eq!(unauthorized(&none), "Invalid credentials");
 }
@@ -175,8 +223,15 @@ fn first_start_makes_a_private_admin_password_and_later_starts_keep_it() {
     let file = dir.path().join(gatewatch_manager::ADMIN_FILE);
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    let first = m.handle.api_credentials().cloned().expect("shown at first start");
-    assert_eq!((first.user.as_str(), first.password.as_str()), ("wazuh", m.password.as_str()));
+    let first = m
+        .handle
+        .api_credentials()
+        .cloned()
+        .expect("shown at first start");
+    assert_eq!(
+        (first.user.as_str(), first.password.as_str()),
+        ("wazuh", m.password.as_str())
+    );
     assert!(first.password.len() >= 24);
     let token = m.token();
     drop(m);
@@ -185,7 +240,12 @@ fn first_start_makes_a_private_admin_password_and_later_starts_keep_it() {
     assert!(again.handle.api_credentials().is_none(), "shown once only");
     assert_eq!(again.password, first.password);
     let reply = again.with_token(&token, "GET", "/", None);
-    assert_eq!(reply.status, 200, "a token survives a restart: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        200,
+        "a token survives a restart: {}",
+        reply.text()
+    );
 }
 
 #[test]

@@ -39,7 +39,10 @@ fn fleet(dir: &std::path::Path) -> Fleet {
 
 fn expect_restart(client: &mut common::Client) {
     match client.recv::<ManagerMessage>() {
-        Some(ManagerMessage::Command { command: Command::Restart, .. }) => {}
+        Some(ManagerMessage::Command {
+            command: Command::Restart,
+            ..
+        }) => {}
         other => panic!("expected a restart command, got {other:?}"),
     }
 }
@@ -53,9 +56,16 @@ fn restart_list_reaches_connected_agents_and_fails_the_others() {
     f.add("gw-offline");
     let (mut ca, _) = common::session(&f.m.handle, a, &key_a);
     let (mut cb, _) = common::session(&f.m.handle, b, &key_b);
-    let reply = f.send("PUT", "/agents/restart?agents_list=002,001,003,000,999", None);
+    let reply = f.send(
+        "PUT",
+        "/agents/restart?agents_list=002,001,003,000,999",
+        None,
+    );
     assert_eq!(reply["error"], 2);
-    assert_eq!(reply["message"], "Restart command was not sent to some agents");
+    assert_eq!(
+        reply["message"],
+        "Restart command was not sent to some agents"
+    );
     assert_eq!(reply["data"]["affected_items"], json!(["001", "002"]));
     let failed: Vec<(u64, Value)> = reply["data"]["failed_items"]
         .as_array()
@@ -65,7 +75,11 @@ fn restart_list_reaches_connected_agents_and_fails_the_others() {
         .collect();
     assert_eq!(
         failed,
-        [(1701, json!(["999"])), (1703, json!(["000"])), (1707, json!(["003"]))]
+        [
+            (1701, json!(["999"])),
+            (1703, json!(["000"])),
+            (1707, json!(["003"]))
+        ]
     );
     expect_restart(&mut ca);
     expect_restart(&mut cb);
@@ -97,14 +111,25 @@ fn restart_of_one_agent_reports_failures_as_items_not_errors() {
     f.add("gw-offline");
     let (mut ca, _) = common::session(&f.m.handle, a, &key_a);
     let ok = f.send("PUT", "/agents/001/restart", None);
-    assert_eq!((ok["error"].clone(), ok["data"]["affected_items"].clone()), (json!(0), json!(["001"])));
+    assert_eq!(
+        (ok["error"].clone(), ok["data"]["affected_items"].clone()),
+        (json!(0), json!(["001"]))
+    );
     expect_restart(&mut ca);
-    for (path, code) in [("/agents/000/restart", 1703), ("/agents/999/restart", 1701), ("/agents/002/restart", 1707)] {
+    for (path, code) in [
+        ("/agents/000/restart", 1703),
+        ("/agents/999/restart", 1701),
+        ("/agents/002/restart", 1707),
+    ] {
         let reply = f.send("PUT", path, None);
         assert_eq!(reply["error"], 1, "{path}");
-        assert_eq!(reply["data"]["failed_items"][0]["error"]["code"], code, "{path}");
+        assert_eq!(
+            reply["data"]["failed_items"][0]["error"]["code"], code,
+            "{path}"
+        );
     }
-    let bad = f.m.with_token(&f.token, "PUT", "/agents/wrong_id/restart", None);
+    let bad =
+        f.m.with_token(&f.token, "PUT", "/agents/wrong_id/restart", None);
     assert_eq!(bad.status, 400);
 }
 

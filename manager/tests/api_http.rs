@@ -21,7 +21,10 @@ fn unknown_path_is_404_and_wrong_method_405_with_allow() {
     let (m, token) = manager(dir.path());
     let missing = m.with_token(&token, "GET", "/nothing/here", None);
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.json(), json!({"title": "Not Found", "detail": "404: Not Found"}));
+    assert_eq!(
+        missing.json(),
+        json!({"title": "Not Found", "detail": "404: Not Found"})
+    );
     let wrong = m.with_token(&token, "PATCH", "/agents", None);
     assert_eq!(wrong.status, 405);
     assert_eq!(wrong.json()["title"], "Method Not Allowed");
@@ -40,21 +43,44 @@ fn unknown_query_parameters_are_refused_everywhere() {
     ] {
         let reply = m.with_token(&token, method, path, None);
         assert_eq!(reply.status, 400, "{path}");
-        assert!(reply.json()["detail"].as_str().unwrap().contains("not in spec"), "{path}");
+        assert!(
+            reply.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not in spec"),
+            "{path}"
+        );
     }
-    for path in ["/?pretty=true&wait_for_complete=true", "/agents?wait_for_complete=false"] {
-        assert_eq!(m.with_token(&token, "GET", path, None).status, 200, "{path}");
+    for path in [
+        "/?pretty=true&wait_for_complete=true",
+        "/agents?wait_for_complete=false",
+    ] {
+        assert_eq!(
+            m.with_token(&token, "GET", path, None).status,
+            200,
+            "{path}"
+        );
     }
-    assert_eq!(m.with_token(&token, "GET", "/?pretty=yes", None).status, 400);
+    assert_eq!(
+        m.with_token(&token, "GET", "/?pretty=yes", None).status,
+        400
+    );
 }
 
 #[test]
 fn pretty_indents_by_three_spaces() {
     let dir = tempfile::tempdir().unwrap();
     let (m, token) = manager(dir.path());
-    let text = m.with_token(&token, "GET", "/agents/summary/status?pretty=true", None).text();
-    assert!(text.starts_with("{\n   \"data\": {\n      \"connection\""), "{text}");
-    let compact = m.with_token(&token, "GET", "/agents/summary/status", None).text();
+    let text = m
+        .with_token(&token, "GET", "/agents/summary/status?pretty=true", None)
+        .text();
+    assert!(
+        text.starts_with("{\n   \"data\": {\n      \"connection\""),
+        "{text}"
+    );
+    let compact = m
+        .with_token(&token, "GET", "/agents/summary/status", None)
+        .text();
     assert!(!compact.contains('\n'), "{compact}");
 }
 
@@ -67,7 +93,10 @@ fn root_describes_the_api() {
     let info = reply.json();
     assert_eq!(info["error"], 0);
     assert_eq!(info["data"]["title"], "Wazuh API REST");
-    assert!(info["data"]["api_version"].as_str().unwrap().starts_with("4."));
+    assert!(info["data"]["api_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("4."));
     assert!(info["data"]["timestamp"].as_str().unwrap().ends_with('Z'));
 }
 
@@ -87,7 +116,12 @@ fn read_one(stream: &mut impl Read) -> Reply {
     let mut byte = [0u8; 1];
     loop {
         let n = stream.read(&mut byte).expect("read the response");
-        assert_eq!(n, 1, "connection closed early: {:?}", String::from_utf8_lossy(&raw));
+        assert_eq!(
+            n,
+            1,
+            "connection closed early: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
         raw.push(byte[0]);
         if raw.ends_with(b"\r\n\r\n") {
             break;

@@ -68,8 +68,19 @@ fn api_conforms_to_openapi() {
         .args(["-H", &format!("Authorization: Bearer {token}")])
         // Every check except "valid-looking data is accepted": a schema cannot say that a
         // name is already taken or that an id must exist.
-        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
-        .args(["--max-examples", "50", "--no-shrink", "--request-timeout", "20"])
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
+        .args([
+            "--max-examples",
+            "50",
+            "--no-shrink",
+            "--request-timeout",
+            "20",
+        ])
         .env("NO_COLOR", "1")
         .output()
         .expect("run schemathesis");
@@ -87,6 +98,12 @@ fn api_conforms_to_openapi() {
         .rev()
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(output.status.success(), "schemathesis found problems:\n{tail}");
-    assert!(text.contains("Tested: 12"), "every operation was tested:\n{tail}");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{tail}"
+    );
+    assert!(
+        text.contains("Tested: 12"),
+        "every operation was tested:\n{tail}"
+    );
 }

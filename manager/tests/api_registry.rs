@@ -46,7 +46,11 @@ fn added_agent_gets_the_next_id_and_a_wazuh_key() {
     let a = api(dir.path());
     let (status, reply) = a.send("POST", "/agents?pretty=true", Some(json!({"name": "gw-1"})));
     assert_eq!(status, 200);
-    assert_eq!(reply.as_object().unwrap().len(), 2, "data and error only: {reply}");
+    assert_eq!(
+        reply.as_object().unwrap().len(),
+        2,
+        "data and error only: {reply}"
+    );
     assert_eq!(reply["data"]["id"], "001");
     let fields = decode_key(reply["data"]["key"].as_str().unwrap());
     assert_eq!(fields[..3], ["001", "gw-1", "any"]);
@@ -55,7 +59,10 @@ fn added_agent_gets_the_next_id_and_a_wazuh_key() {
     assert_eq!(id, 2);
     let (_, listed) = a.send("GET", "/agents?agents_list=002", None);
     let agent = &listed["data"]["affected_items"][0];
-    assert_eq!((agent["ip"].as_str(), agent["registerIP"].as_str()), (Some("10.1.2.3"), Some("10.1.2.3")));
+    assert_eq!(
+        (agent["ip"].as_str(), agent["registerIP"].as_str()),
+        (Some("10.1.2.3"), Some("10.1.2.3"))
+    );
     assert_eq!(agent["status"], "never_connected");
 }
 
@@ -65,12 +72,18 @@ fn key_endpoint_returns_the_same_key_and_fails_for_000_and_unknown_ids() {
     let a = api(dir.path());
     let (id, key) = a.add(json!({"name": "gw-1"}));
     let (_, reply) = a.send("GET", &format!("/agents/{id:03}/key"), None);
-    assert_eq!(reply["data"]["affected_items"], json!([{"id": "001", "key": key}]));
+    assert_eq!(
+        reply["data"]["affected_items"],
+        json!([{"id": "001", "key": key}])
+    );
     assert_eq!(reply["message"], "Obtained keys for all selected agents");
     for (path, code) in [("/agents/000/key", 1703), ("/agents/999/key", 1701)] {
         let (status, reply) = a.send("GET", path, None);
         assert_eq!((status, reply["error"].clone()), (200, json!(1)), "{path}");
-        assert_eq!(reply["data"]["failed_items"][0]["error"]["code"], code, "{path}");
+        assert_eq!(
+            reply["data"]["failed_items"][0]["error"]["code"], code,
+            "{path}"
+        );
     }
     assert_eq!(a.send("GET", "/agents/1/key", None).0, 400);
 }
@@ -87,10 +100,19 @@ fn registration_errors_carry_wazuh_codes() {
         (json!({"name": "a".repeat(129)}), 1738),
     ] {
         let (status, reply) = a.send("POST", "/agents", Some(body.clone()));
-        assert_eq!((status, reply["error"].clone()), (400, json!(code)), "{body}");
+        assert_eq!(
+            (status, reply["error"].clone()),
+            (400, json!(code)),
+            "{body}"
+        );
         assert_eq!(reply["title"], "Bad Request");
     }
-    for body in [json!({}), json!({"name": "gw 4"}), json!({"name": "gw-4", "group": "x"}), json!([1])] {
+    for body in [
+        json!({}),
+        json!({"name": "gw 4"}),
+        json!({"name": "gw-4", "group": "x"}),
+        json!([1]),
+    ] {
         let (status, reply) = a.send("POST", "/agents", Some(body.clone()));
         assert_eq!(status, 400, "{body}: {reply}");
         assert!(reply.get("error").is_none(), "schema error: {reply}");
@@ -102,9 +124,20 @@ fn registration_errors_carry_wazuh_codes() {
         &[("Authorization", &bearer)],
         Some(("application/x-www-form-urlencoded", br#"{"name":"gw-5"}"#)),
     );
-    assert_eq!((form.status, form.json()["error"].clone()), (406, json!(6002)));
-    let broken = a.m.call("POST", "/agents", &[("Authorization", &bearer)], Some(("application/json", b"{")));
-    assert_eq!((broken.status, broken.json()["error"].clone()), (400, json!(1018)));
+    assert_eq!(
+        (form.status, form.json()["error"].clone()),
+        (406, json!(6002))
+    );
+    let broken = a.m.call(
+        "POST",
+        "/agents",
+        &[("Authorization", &bearer)],
+        Some(("application/json", b"{")),
+    );
+    assert_eq!(
+        (broken.status, broken.json()["error"].clone()),
+        (400, json!(1018))
+    );
 }
 
 #[test]
@@ -112,19 +145,32 @@ fn insert_uses_the_given_id_and_key_and_checks_them() {
     let dir = tempfile::tempdir().unwrap();
     let a = api(dir.path());
     let key = "A1".repeat(32);
-    let (status, reply) = a.send("POST", "/agents/insert", Some(json!({"name": "gw-9", "id": "9", "key": key})));
+    let (status, reply) = a.send(
+        "POST",
+        "/agents/insert",
+        Some(json!({"name": "gw-9", "id": "9", "key": key})),
+    );
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["data"]["id"], "009");
-    assert_eq!(decode_key(reply["data"]["key"].as_str().unwrap()), ["009", "gw-9", "any", key.as_str()]);
+    assert_eq!(
+        decode_key(reply["data"]["key"].as_str().unwrap()),
+        ["009", "gw-9", "any", key.as_str()]
+    );
     let (_, next) = a.send("POST", "/agents", Some(json!({"name": "gw-10"})));
-    assert_eq!(next["data"]["id"], "010", "new ids continue after the highest");
+    assert_eq!(
+        next["data"]["id"], "010",
+        "new ids continue after the highest"
+    );
     for (body, code) in [
         (json!({"name": "other", "id": "009"}), Some(1708u64)),
         (json!({"name": "other", "id": "000"}), Some(1708)),
         (json!({"name": "other", "key": "abc"}), Some(1709)),
         (json!({"name": "other", "key": "a".repeat(65)}), None),
         (json!({"name": "other", "id": "x1"}), None),
-        (json!({"name": "other", "force": {"enabled": true, "bogus": 1}}), None),
+        (
+            json!({"name": "other", "force": {"enabled": true, "bogus": 1}}),
+            None,
+        ),
     ] {
         let (status, reply) = a.send("POST", "/agents/insert", Some(body.clone()));
         assert_eq!(status, 400, "{body}: {reply}");
@@ -141,7 +187,11 @@ fn force_replaces_an_agent_only_when_its_rules_allow() {
     let (status, reply) = a.send("POST", "/agents/insert", Some(json!({"name": "gw-1"})));
     assert_eq!((status, reply["error"].clone()), (400, json!(1705)));
     let now = json!({"enabled": true, "disconnected_time": {"enabled": true, "value": "0s"}, "after_registration_time": "0s"});
-    let (status, reply) = a.send("POST", "/agents", Some(json!({"name": "gw-1", "force": now})));
+    let (status, reply) = a.send(
+        "POST",
+        "/agents",
+        Some(json!({"name": "gw-1", "force": now})),
+    );
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["data"]["id"], "002");
     let (_, listed) = a.send("GET", "/agents?name=gw-1", None);
@@ -162,7 +212,13 @@ fn delete_checks_each_listed_agent_against_the_filters() {
     assert_eq!(reply["message"], "No agents were deleted");
     let failed = &reply["data"]["failed_items"][0];
     assert_eq!(failed["error"]["code"], 1731);
-    assert!(failed["error"]["message"].as_str().unwrap().contains("older_than: 7d"), "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("older_than: 7d"),
+        "{failed}"
+    );
 
     let (_, reply) = a.send(
         "DELETE",
@@ -180,14 +236,35 @@ fn delete_checks_each_listed_agent_against_the_filters() {
         .collect();
     assert_eq!(codes, [1701, 1703]);
     let (_, listed) = a.send("GET", "/agents", None);
-    assert_eq!(listed["data"]["total_affected_items"], 2, "000 and 003 remain");
+    assert_eq!(
+        listed["data"]["total_affected_items"], 2,
+        "000 and 003 remain"
+    );
 
     // `all` skips what does not match, without failed items.
-    let (_, reply) = a.send("DELETE", "/agents?agents_list=all&status=active&older_than=0s", None);
-    assert_eq!((reply["error"].clone(), reply["data"]["total_affected_items"].clone()), (json!(0), json!(0)));
-    let (_, reply) = a.send("DELETE", "/agents?agents_list=all&status=all&older_than=0s", None);
+    let (_, reply) = a.send(
+        "DELETE",
+        "/agents?agents_list=all&status=active&older_than=0s",
+        None,
+    );
+    assert_eq!(
+        (
+            reply["error"].clone(),
+            reply["data"]["total_affected_items"].clone()
+        ),
+        (json!(0), json!(0))
+    );
+    let (_, reply) = a.send(
+        "DELETE",
+        "/agents?agents_list=all&status=all&older_than=0s",
+        None,
+    );
     assert_eq!(reply["data"]["affected_items"], json!(["003"]));
-    assert_eq!(a.send("DELETE", "/agents?status=all", None).0, 400, "agents_list is required");
+    assert_eq!(
+        a.send("DELETE", "/agents?status=all", None).0,
+        400,
+        "agents_list is required"
+    );
 }
 
 #[test]
@@ -196,11 +273,27 @@ fn deleted_id_stays_reserved_unless_purged() {
     let a = api(dir.path());
     a.add(json!({"name": "kept"}));
     a.add(json!({"name": "purged"}));
-    a.send("DELETE", "/agents?agents_list=001&status=all&older_than=0s", None);
-    a.send("DELETE", "/agents?agents_list=002&status=all&older_than=0s&purge=true", None);
-    let (status, reply) = a.send("POST", "/agents/insert", Some(json!({"name": "again", "id": "001"})));
+    a.send(
+        "DELETE",
+        "/agents?agents_list=001&status=all&older_than=0s",
+        None,
+    );
+    a.send(
+        "DELETE",
+        "/agents?agents_list=002&status=all&older_than=0s&purge=true",
+        None,
+    );
+    let (status, reply) = a.send(
+        "POST",
+        "/agents/insert",
+        Some(json!({"name": "again", "id": "001"})),
+    );
     assert_eq!((status, reply["error"].clone()), (400, json!(1708)));
-    let (status, _) = a.send("POST", "/agents/insert", Some(json!({"name": "again", "id": "002"})));
+    let (status, _) = a.send(
+        "POST",
+        "/agents/insert",
+        Some(json!({"name": "again", "id": "002"})),
+    );
     assert_eq!(status, 200);
     let (status, _) = a.send("POST", "/agents", Some(json!({"name": "kept"})));
     assert_eq!(status, 200, "the name of a deleted agent is free");
@@ -217,7 +310,11 @@ fn deleting_an_agent_closes_its_session_and_refuses_it_as_revoked() {
     let (id, key) = a.add(json!({"name": "gw-1"}));
     let key = key_of(&key);
     let (mut live, _) = common::session(&a.m.handle, id, &key);
-    let (_, reply) = a.send("DELETE", "/agents?agents_list=001&status=all&older_than=0s", None);
+    let (_, reply) = a.send(
+        "DELETE",
+        "/agents?agents_list=001&status=all&older_than=0s",
+        None,
+    );
     assert_eq!(reply["data"]["affected_items"], json!(["001"]));
     match live.recv::<ManagerMessage>() {
         Some(ManagerMessage::Refused { reason, detail }) => {
@@ -241,7 +338,11 @@ fn purged_agent_is_refused_as_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let a = api(dir.path());
     let (id, _) = a.add(json!({"name": "gw-1"}));
-    a.send("DELETE", "/agents?agents_list=001&status=all&older_than=0s&purge=true", None);
+    a.send(
+        "DELETE",
+        "/agents?agents_list=001&status=all&older_than=0s&purge=true",
+        None,
+    );
     assert_eq!(
         common::hello(&a.m.handle, id, gatewatch_proto::PROTOCOL_VERSION),
         Some(ManagerMessage::Refused {

@@ -76,9 +76,7 @@ pub fn run(config: Config) -> Result<Exit, AgentError> {
         match smol::block_on(executor.run(run_on(&executor, config.clone()))) {
             Ok(exit) => return Ok(exit),
             Err(Failure::Other(e)) => return Err(e),
-            Err(Failure::Refused(e))
-                if config.enrollment.reenroll_when_refused && !reenrolled =>
-            {
+            Err(Failure::Refused(e)) if config.enrollment.reenroll_when_refused && !reenrolled => {
                 log::warn!("{e}; enrollment.reenroll_when_refused is set: enrolling again");
                 forget_credentials(&config.agent.state_dir)?;
                 reenrolled = true;

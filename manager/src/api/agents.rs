@@ -248,6 +248,9 @@ mod tests {
     #[test]
     fn registration_key_is_base64_of_the_keys_line() {
         let k = registration_key(9, "NewHost_2", "10.0.10.11", "abc");
-        assert_eq!(Base64::decode_vec(&k).unwrap(), b"009 NewHost_2 10.0.10.11 abc");
+        assert_eq!(
+            Base64::decode_vec(&k).unwrap(),
+            b"009 NewHost_2 10.0.10.11 abc"
+        );
     }
 }

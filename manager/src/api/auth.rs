@@ -89,17 +89,26 @@ impl Auth {
             }
         };
         let mut first = None;
-        let mut users: HashMap<String, String> =
-            store.call_blocking(|db| db.api_users())?.into_iter().collect();
+        let mut users: HashMap<String, String> = store
+            .call_blocking(|db| db.api_users())?
+            .into_iter()
+            .collect();
         if users.is_empty() {
             let password = generate_password();
             let hash = hash_password(&password)?;
             let file = data_dir.join(ADMIN_FILE);
             // The file first: if it cannot be written, no user exists and the next start retries.
-            crate::certs::write_file(&file, format!("{ADMIN_USER}:{password}\n").as_bytes(), 0o600)?;
+            crate::certs::write_file(
+                &file,
+                format!("{ADMIN_USER}:{password}\n").as_bytes(),
+                0o600,
+            )?;
             let stored = hash.clone();
             store.call_blocking(move |db| db.put_api_user(ADMIN_USER, &stored, now_ms()))?;
-            log::info!("api: created user {ADMIN_USER}; its password is in {}", file.display());
+            log::info!(
+                "api: created user {ADMIN_USER}; its password is in {}",
+                file.display()
+            );
             users.insert(ADMIN_USER.to_string(), hash);
             first = Some(ApiCredentials {
                 user: ADMIN_USER.to_string(),
@@ -126,7 +135,11 @@ impl Auth {
     }
 
     /// Checks HTTP Basic credentials and returns a new token; a failure counts against `ip`.
-    pub(crate) async fn login(&self, ip: IpAddr, authorization: Option<&str>) -> Result<String, ApiError> {
+    pub(crate) async fn login(
+        &self,
+        ip: IpAddr,
+        authorization: Option<&str>,
+    ) -> Result<String, ApiError> {
         let failed = || {
             self.limiter.failed(ip, Instant::now());
             log::warn!("api: {ip}: failed login");
@@ -207,7 +220,8 @@ fn generate_password() -> String {
 pub(crate) fn hash_password(password: &str) -> Result<String, ManagerError> {
     let mut salt = [0u8; 16];
     OsRng.fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| ManagerError::Config(format!("password salt: {e}")))?;
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| ManagerError::Config(format!("password salt: {e}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -216,8 +230,11 @@ pub(crate) fn hash_password(password: &str) -> Result<String, ManagerError> {
 
 /// Whether `password` matches the PHC string `hash`.
 pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 #[cfg(test)]
@@ -244,7 +261,10 @@ mod tests {
     #[test]
     fn basic_header_is_decoded_with_colons_kept_in_the_password() {
         let header = format!("Basic {}", Base64::encode_string(b"wazuh:a:b"));
-        assert_eq!(basic_credentials(&header), Some(("wazuh".into(), "a:b".into())));
+        assert_eq!(
+            basic_credentials(&header),
+            Some(("wazuh".into(), "a:b".into()))
+        );
         assert_eq!(basic_credentials("Bearer abc"), None);
         assert_eq!(basic_credentials("Basic %%%"), None);
     }

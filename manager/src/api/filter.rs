@@ -105,7 +105,9 @@ impl Filters {
         for (name, wanted) in &self.exact {
             let ok = match (*name, field(object, name)) {
                 (_, None) => false,
-                ("group", Some(Value::Array(groups))) => groups.iter().any(|g| g == wanted.as_str()),
+                ("group", Some(Value::Array(groups))) => {
+                    groups.iter().any(|g| g == wanted.as_str())
+                }
                 ("version", Some(v)) => version_numbers(&text_of(v)) == version_numbers(wanted),
                 (_, Some(v)) => text_of(v) == *wanted,
             };
@@ -118,7 +120,7 @@ impl Filters {
             let age = seen
                 .and_then(|t| parse_time_secs(&t))
                 .map(|t| now_secs.saturating_sub(t));
-            if !age.is_some_and(|age| age >= i64::try_from(secs).unwrap_or(i64::MAX)) {
+            if age.is_none_or(|age| age < i64::try_from(secs).unwrap_or(i64::MAX)) {
                 return false;
             }
         }
@@ -173,7 +175,10 @@ pub(crate) fn check_select(fields: &[String]) -> Result<(), ApiError> {
         None => Ok(()),
         Some(bad) => Err(ApiError::wazuh(
             1724,
-            Some(format!("{bad}. Allowed select fields: {}", FIELDS.join(", "))),
+            Some(format!(
+                "{bad}. Allowed select fields: {}",
+                FIELDS.join(", ")
+            )),
         )),
     }
 }
@@ -189,7 +194,10 @@ pub(crate) fn parse_sort(text: &str) -> Result<Vec<(String, bool)>, ApiError> {
         if !FIELDS.contains(&name) || name == "os" {
             return Err(ApiError::wazuh(
                 1403,
-                Some(format!("{name}. Allowed sort fields: {}", FIELDS.join(", "))),
+                Some(format!(
+                    "{name}. Allowed sort fields: {}",
+                    FIELDS.join(", ")
+                )),
             ));
         }
         keys.push((name.to_string(), descending));
@@ -211,7 +219,11 @@ pub(crate) fn sort(objects: &mut [Map<String, Value>], keys: &[(String, bool)]) 
                 (Some(_), None) => Ordering::Greater,
                 (Some(x), Some(y)) => order_values(name, &sort_text(x), &sort_text(y)),
             };
-            let ordering = if *descending { ordering.reverse() } else { ordering };
+            let ordering = if *descending {
+                ordering.reverse()
+            } else {
+                ordering
+            };
             if ordering != Ordering::Equal {
                 return ordering;
             }
@@ -258,7 +270,9 @@ mod tests {
     fn older_than_uses_the_keepalive_or_else_the_registration() {
         let now = 1_700_000_000;
         let never = obj(json!({"id": "001", "dateAdd": "2023-11-01T00:00:00+00:00"}));
-        let fresh = obj(json!({"id": "002", "dateAdd": "2023-11-01T00:00:00+00:00", "lastKeepAlive": "2023-11-14T22:13:00+00:00"}));
+        let fresh = obj(
+            json!({"id": "002", "dateAdd": "2023-11-01T00:00:00+00:00", "lastKeepAlive": "2023-11-14T22:13:00+00:00"}),
+        );
         let f = filters("older_than=1d");
         assert!(f.matches(&never, now));
         assert!(!f.matches(&fresh, now));
@@ -283,8 +297,14 @@ mod tests {
     #[test]
     fn unknown_sort_and_select_fields_carry_their_codes() {
         assert_eq!(parse_sort("+nope").unwrap_err().code, Some(1403));
-        assert_eq!(parse_sort(" name,-id").unwrap(), vec![("name".into(), false), ("id".into(), true)]);
-        assert_eq!(check_select(&["internal_key".into()]).unwrap_err().code, Some(1724));
+        assert_eq!(
+            parse_sort(" name,-id").unwrap(),
+            vec![("name".into(), false), ("id".into(), true)]
+        );
+        assert_eq!(
+            check_select(&["internal_key".into()]).unwrap_err().code,
+            Some(1724)
+        );
         assert!(check_select(&["os.name".into(), "group".into()]).is_ok());
     }
 }

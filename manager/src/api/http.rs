@@ -125,7 +125,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
                 break pos;
             }
             if self.buf.len() > MAX_HEAD {
-                return Err(bad(431, format!("request head larger than {MAX_HEAD} bytes")));
+                return Err(bad(
+                    431,
+                    format!("request head larger than {MAX_HEAD} bytes"),
+                ));
             }
             if !self.fill(deadline).await? {
                 return Err(if self.buf.is_empty() {
@@ -137,12 +140,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
             deadline.get_or_insert_with(|| Instant::now() + self.io_timeout);
         };
         if head_len > MAX_HEAD {
-            return Err(bad(431, format!("request head larger than {MAX_HEAD} bytes")));
+            return Err(bad(
+                431,
+                format!("request head larger than {MAX_HEAD} bytes"),
+            ));
         }
         let mut request = parse_head(&self.buf[..head_len])?;
         self.buf.drain(..head_len);
         let length = body_length(&request)?;
-        if length > 0 && request.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        if length > 0
+            && request
+                .header("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        {
             self.write_raw(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
                 .map_err(ReadError::Io)?;
@@ -267,7 +277,10 @@ fn body_length(request: &Request) -> Result<usize, ReadError> {
         return Err(bad(400, "conflicting Content-Length headers"));
     }
     if length > MAX_BODY {
-        return Err(bad(413, format!("request body larger than {MAX_BODY} bytes")));
+        return Err(bad(
+            413,
+            format!("request body larger than {MAX_BODY} bytes"),
+        ));
     }
     Ok(length)
 }
@@ -320,11 +333,17 @@ mod tests {
             .unwrap();
         smol::block_on(async {
             let a = conn.read_request().await.unwrap();
-            assert_eq!((a.method.as_str(), a.path.as_str(), a.query.as_str()), ("POST", "/agents", "pretty=true"));
+            assert_eq!(
+                (a.method.as_str(), a.path.as_str(), a.query.as_str()),
+                ("POST", "/agents", "pretty=true")
+            );
             assert_eq!((a.body.as_slice(), a.keep_alive), (&b"abcd"[..], true));
             assert_eq!(a.header("host"), Some("x"));
             let b = conn.read_request().await.unwrap();
-            assert_eq!((b.method.as_str(), b.body.len(), b.keep_alive), ("GET", 0, false));
+            assert_eq!(
+                (b.method.as_str(), b.body.len(), b.keep_alive),
+                ("GET", 0, false)
+            );
         });
     }
 
@@ -354,7 +373,10 @@ mod tests {
     #[test]
     fn oversized_body_is_refused_with_413_before_it_is_read() {
         let (mut conn, mut client) = pair(secs(5), secs(5));
-        let head = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
+        let head = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
         client.write_all(head.as_bytes()).unwrap();
         let err = smol::block_on(conn.read_request()).unwrap_err();
         assert!(matches!(err, ReadError::Bad { status: 413, .. }), "{err:?}");

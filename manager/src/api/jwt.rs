@@ -55,7 +55,12 @@ pub(crate) fn issue(secret: &[u8], user: &str, now: u64, lifetime: u64) -> Strin
 }
 
 /// Checks `token` at `now` and returns its user.
-pub(crate) fn verify(secret: &[u8], token: &str, now: u64, lifetime: u64) -> Result<String, TokenError> {
+pub(crate) fn verify(
+    secret: &[u8],
+    token: &str,
+    now: u64,
+    lifetime: u64,
+) -> Result<String, TokenError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -67,7 +72,8 @@ pub(crate) fn verify(secret: &[u8], token: &str, now: u64, lifetime: u64) -> Res
     m.update(header.as_bytes());
     m.update(b".");
     m.update(payload.as_bytes());
-    m.verify_slice(&signature).map_err(|_| TokenError::Invalid)?;
+    m.verify_slice(&signature)
+        .map_err(|_| TokenError::Invalid)?;
     let header = decode_json(header)?;
     if header.get("alg").and_then(Value::as_str) != Some("HS256") {
         return Err(TokenError::Invalid);
@@ -78,7 +84,8 @@ pub(crate) fn verify(secret: &[u8], token: &str, now: u64, lifetime: u64) -> Res
     let (Some(nbf), Some(exp), Some(user)) = (number("nbf"), number("exp"), text("sub")) else {
         return Err(TokenError::Invalid);
     };
-    if text("aud") != Some(AUDIENCE) || text("iss") != Some(ISSUER) || now >= exp || nbf > now + 60 {
+    if text("aud") != Some(AUDIENCE) || text("iss") != Some(ISSUER) || now >= exp || nbf > now + 60
+    {
         return Err(TokenError::Invalid);
     }
     if exp.checked_sub(nbf) != Some(lifetime) {

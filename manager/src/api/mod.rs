@@ -109,7 +109,11 @@ impl ApiState {
     /// Agent objects: 000 first, then every registered agent with its live status.
     pub(crate) fn objects(&self, rows: &[AgentRow]) -> Vec<Map<String, Value>> {
         let mut out = Vec::with_capacity(rows.len() + 1);
-        out.push(view::manager_object(&self.hostname, self.installed_ms, &self.host_os));
+        out.push(view::manager_object(
+            &self.hostname,
+            self.installed_ms,
+            &self.host_os,
+        ));
         for row in rows {
             let status = view::status_of(row, self.ctx.sessions.is_connected(row.id));
             out.push(view::agent_object(row, status, &self.hostname));
@@ -291,10 +295,9 @@ async fn login(call: &Call<'_>, peer: IpAddr) -> Result<Response, ApiError> {
     };
     if call.req.method == "GET" {
         response.headers.push(("Deprecated", "true".into()));
-        response.headers.push((
-            "Link",
-            "</openapi.yaml>; rel=\"Deprecated\"".into(),
-        ));
+        response
+            .headers
+            .push(("Link", "</openapi.yaml>; rel=\"Deprecated\"".into()));
     }
     Ok(response)
 }
@@ -303,7 +306,9 @@ async fn login(call: &Call<'_>, peer: IpAddr) -> Result<Response, ApiError> {
 fn info(call: &Call<'_>) -> Result<Response, ApiError> {
     call.query.only(&[])?;
     let now = format_time_ms(now_ms());
-    let timestamp = now.strip_suffix("+00:00").map_or(now.clone(), |t| format!("{t}Z"));
+    let timestamp = now
+        .strip_suffix("+00:00")
+        .map_or(now.clone(), |t| format!("{t}Z"));
     let data = json!({
         "title": "Wazuh API REST",
         "api_version": WAZUH_API_VERSION,
@@ -323,7 +328,10 @@ mod tests {
     #[test]
     fn paths_map_to_routes_and_unknown_ones_to_none() {
         assert_eq!(Route::of("/"), Some(Route::Root));
-        assert_eq!(Route::of("/agents/001/key"), Some(Route::AgentKey("001".into())));
+        assert_eq!(
+            Route::of("/agents/001/key"),
+            Some(Route::AgentKey("001".into()))
+        );
         assert_eq!(Route::of("/agents/restart"), Some(Route::AgentsRestart));
         assert_eq!(Route::of("/agents//key"), None);
         assert_eq!(Route::of("/agents/"), None);

@@ -31,7 +31,11 @@ pub(crate) enum Op {
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Expr {
-    Cond { field: String, op: Op, value: String },
+    Cond {
+        field: String,
+        op: Op,
+        value: String,
+    },
     And(Vec<Expr>),
     Or(Vec<Expr>),
 }
@@ -69,7 +73,11 @@ impl Parser<'_> {
             self.pos += 1;
             terms.push(self.and(depth)?);
         }
-        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::Or(terms) })
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::Or(terms)
+        })
     }
 
     fn and(&mut self, depth: usize) -> Result<Expr, ApiError> {
@@ -78,7 +86,11 @@ impl Parser<'_> {
             self.pos += 1;
             terms.push(self.atom(depth)?);
         }
-        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::And(terms) })
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::And(terms)
+        })
     }
 
     fn atom(&mut self, depth: usize) -> Result<Expr, ApiError> {
@@ -116,7 +128,11 @@ impl Parser<'_> {
                 Some(b'<') => (Op::Lt, 1),
                 Some(b'>') => (Op::Gt, 1),
                 Some(b'~') => (Op::Like, 1),
-                _ => return Err(format_error(&format!("expected an operator after {name:?}"))),
+                _ => {
+                    return Err(format_error(&format!(
+                        "expected an operator after {name:?}"
+                    )))
+                }
             }
         };
         let value_start = name_len + op_len;
@@ -139,10 +155,17 @@ fn check_condition(name: &str, op: Op, value: &str) -> Result<(), ApiError> {
         return Err(ApiError::wazuh(1408, Some(name.to_string())));
     }
     if name == "group" && matches!(op, Op::Lt | Op::Gt) {
-        return Err(ApiError::wazuh(1409, Some(format!("{name} accepts only =, != and ~"))));
+        return Err(ApiError::wazuh(
+            1409,
+            Some(format!("{name} accepts only =, != and ~")),
+        ));
     }
     let is_date = DATE_FIELDS.contains(&name);
-    if is_date && op != Op::Like && timeframe_secs(value).is_none() && parse_time_secs(value).is_none() {
+    if is_date
+        && op != Op::Like
+        && timeframe_secs(value).is_none()
+        && parse_time_secs(value).is_none()
+    {
         return Err(ApiError::wazuh(1412, Some(value.to_string())));
     }
     Ok(())
@@ -153,7 +176,11 @@ pub(crate) fn eval(expr: &Expr, object: &Map<String, Value>, now_secs: i64) -> b
     match expr {
         Expr::And(terms) => terms.iter().all(|t| eval(t, object, now_secs)),
         Expr::Or(terms) => terms.iter().any(|t| eval(t, object, now_secs)),
-        Expr::Cond { field: name, op, value } => match field(object, name) {
+        Expr::Cond {
+            field: name,
+            op,
+            value,
+        } => match field(object, name) {
             None | Some(Value::Null) => false,
             Some(Value::Array(items)) => {
                 let any = |op| items.iter().any(|i| compare(name, i, op, value, now_secs));
@@ -231,8 +258,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn agent(id: &str, status: &str, groups: &[&str], keepalive: Option<&str>) -> Map<String, Value> {
-        let mut v = json!({"id": id, "name": format!("gw-{id}"), "status": status, "group": groups});
+    fn agent(
+        id: &str,
+        status: &str,
+        groups: &[&str],
+        keepalive: Option<&str>,
+    ) -> Map<String, Value> {
+        let mut v =
+            json!({"id": id, "name": format!("gw-{id}"), "status": status, "group": groups});
         if let Some(k) = keepalive {
             v["lastKeepAlive"] = k.into();
         }
@@ -298,6 +331,9 @@ mod tests {
 
     #[test]
     fn versions_order_by_number() {
-        assert_eq!(order_values("version", "gatewatch v0.10.0", "gatewatch v0.9.9"), Ordering::Greater);
+        assert_eq!(
+            order_values("version", "gatewatch v0.10.0", "gatewatch v0.9.9"),
+            Ordering::Greater
+        );
     }
 }

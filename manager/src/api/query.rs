@@ -92,7 +92,13 @@ impl Query {
     }
 
     /// An integer in `min..=max`, `default` when absent.
-    pub(crate) fn integer(&self, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
+    pub(crate) fn integer(
+        &self,
+        name: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ApiError> {
         let Some(v) = self.get(name) else {
             return Ok(default);
         };
@@ -100,10 +106,14 @@ impl Query {
             ApiError::bad_request(format!("'{v}' is not of type 'integer' (parameter {name})"))
         })?;
         if n < min {
-            return Err(ApiError::bad_request(format!("{n} is less than the minimum of {min} (parameter {name})")));
+            return Err(ApiError::bad_request(format!(
+                "{n} is less than the minimum of {min} (parameter {name})"
+            )));
         }
         if n > max {
-            return Err(ApiError::bad_request(format!("{n} is greater than the maximum of {max} (parameter {name})")));
+            return Err(ApiError::bad_request(format!(
+                "{n} is greater than the maximum of {max} (parameter {name})"
+            )));
         }
         Ok(n)
     }
@@ -121,7 +131,9 @@ fn decode(text: &str) -> Result<String, ApiError> {
                     .get(i + 1..i + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| ApiError::bad_request("malformed percent-encoding in the query string"))?;
+                    .ok_or_else(|| {
+                        ApiError::bad_request("malformed percent-encoding in the query string")
+                    })?;
                 out.push(hex);
                 i += 2;
             }
@@ -138,7 +150,10 @@ pub(crate) fn timeframe_secs(text: &str) -> Option<u64> {
         Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], Some(c)),
         _ => (text, None),
     };
-    if digits.is_empty() || digits.len() > MAX_TIMEFRAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty()
+        || digits.len() > MAX_TIMEFRAME_DIGITS
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let n: u64 = digits.parse().ok()?;
@@ -190,7 +205,10 @@ mod tests {
         let q = Query::parse("pretty=true&wait_for_complete=false&limit=1&bogus=1").unwrap();
         let err = q.only(&["limit"]).unwrap_err();
         assert!(err.detail.contains("bogus"), "{err:?}");
-        assert!(Query::parse("pretty=true&limit=2").unwrap().only(&["limit"]).is_ok());
+        assert!(Query::parse("pretty=true&limit=2")
+            .unwrap()
+            .only(&["limit"])
+            .is_ok());
     }
 
     #[test]

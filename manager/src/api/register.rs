@@ -49,7 +49,9 @@ fn json_body(call: &Call<'_>, allowed: &[&str]) -> Result<Map<String, Value>, Ap
     }
     let value: Value = serde_json::from_slice(body).map_err(|_| ApiError::wazuh(1018, None))?;
     let Value::Object(map) = value else {
-        return Err(ApiError::bad_request(format!("{value} is not of type 'object'")));
+        return Err(ApiError::bad_request(format!(
+            "{value} is not of type 'object'"
+        )));
     };
     check_fields(&map, allowed)?;
     Ok(map)
@@ -58,7 +60,9 @@ fn json_body(call: &Call<'_>, allowed: &[&str]) -> Result<Map<String, Value>, Ap
 fn check_fields(map: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
         None => Ok(()),
-        Some(bad) => Err(ApiError::bad_request(format!("Invalid field found {{'{bad}'}}"))),
+        Some(bad) => Err(ApiError::bad_request(format!(
+            "Invalid field found {{'{bad}'}}"
+        ))),
     }
 }
 
@@ -120,16 +124,23 @@ fn bool_field(map: &Map<String, Value>, name: &str, default: bool) -> Result<boo
 fn timeframe_field(map: &Map<String, Value>, name: &str) -> Result<u64, ApiError> {
     let text = string_field(map, name)?.unwrap_or("1h");
     timeframe_secs(text).map(|s| s * 1000).ok_or_else(|| {
-        ApiError::bad_request(format!("'{text}' does not match '^\\d+[dhmsw]?$' (field {name})"))
+        ApiError::bad_request(format!(
+            "'{text}' does not match '^\\d+[dhmsw]?$' (field {name})"
+        ))
     })
 }
 
 /// The `force` object: when an agent in the way may be replaced (`None`: never).
 fn checked_force(value: &Value) -> Result<Option<Replace>, ApiError> {
     let Value::Object(force) = value else {
-        return Err(ApiError::bad_request(format!("{value} is not of type 'object' (field force)")));
+        return Err(ApiError::bad_request(format!(
+            "{value} is not of type 'object' (field force)"
+        )));
     };
-    check_fields(force, &["enabled", "disconnected_time", "after_registration_time"])?;
+    check_fields(
+        force,
+        &["enabled", "disconnected_time", "after_registration_time"],
+    )?;
     let min_registered_ms = timeframe_field(force, "after_registration_time")?;
     let min_disconnected_ms = match force.get("disconnected_time") {
         None => Some(3_600_000),
@@ -176,21 +187,29 @@ pub(super) async fn insert(call: &Call<'_>) -> Result<Response, ApiError> {
     };
     let id = match string_field(&body, "id")? {
         None => None,
-        Some(text) if !text.is_empty() && text.len() <= 9 && text.bytes().all(|b| b.is_ascii_digit()) => {
+        Some(text)
+            if !text.is_empty() && text.len() <= 9 && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             text.parse().ok()
         }
         Some(text) => {
-            return Err(ApiError::bad_request(format!("'{text}' is not a 'numbers' (field id)")))
+            return Err(ApiError::bad_request(format!(
+                "'{text}' is not a 'numbers' (field id)"
+            )))
         }
     };
     let key = match string_field(&body, "key")? {
         None => new_key(),
         Some(k) if !k.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-            return Err(ApiError::bad_request("the key must be alphanumeric (field key)"))
+            return Err(ApiError::bad_request(
+                "the key must be alphanumeric (field key)",
+            ))
         }
         Some(k) if k.len() < KEY_LEN => return Err(ApiError::wazuh(1709, None)),
         Some(k) if k.len() > KEY_LEN => {
-            return Err(ApiError::bad_request(format!("'{k}' is too long (field key)")))
+            return Err(ApiError::bad_request(format!(
+                "'{k}' is too long (field key)"
+            )))
         }
         Some(k) => k.to_string(),
     };
@@ -204,7 +223,11 @@ pub(super) async fn insert(call: &Call<'_>) -> Result<Response, ApiError> {
     store_agent(call, new, replace).await
 }
 
-async fn store_agent(call: &Call<'_>, new: NewAgent, replace: Option<Replace>) -> Result<Response, ApiError> {
+async fn store_agent(
+    call: &Call<'_>,
+    new: NewAgent,
+    replace: Option<Replace>,
+) -> Result<Response, ApiError> {
     let ctx = call.api.ctx.clone();
     let sessions = ctx.sessions.clone();
     let job = new.clone();
@@ -214,10 +237,9 @@ async fn store_agent(call: &Call<'_>, new: NewAgent, replace: Option<Replace>) -
         .await
         .map_err(ApiError::internal)?;
     match outcome {
-        AddOutcome::Refused(Conflict::Id) => Err(ApiError::wazuh(
-            1708,
-            new.id.map(format_agent_id),
-        )),
+        AddOutcome::Refused(Conflict::Id) => {
+            Err(ApiError::wazuh(1708, new.id.map(format_agent_id)))
+        }
         AddOutcome::Refused(Conflict::Name) => Err(ApiError::wazuh(1705, Some(new.name))),
         AddOutcome::Refused(Conflict::Ip) => Err(ApiError::wazuh(1706, Some(new.ip))),
         AddOutcome::Added { id, replaced } => {
@@ -229,7 +251,11 @@ async fn store_agent(call: &Call<'_>, new: NewAgent, replace: Option<Replace>) -
                 );
                 ctx.sessions.close(old, Refusal::UnknownAgent, detail);
             }
-            log::info!("api: registered {:?} as agent {}", new.name, format_agent_id(id));
+            log::info!(
+                "api: registered {:?} as agent {}",
+                new.name,
+                format_agent_id(id)
+            );
             let key = registration_key(id, &new.name, &new.ip, &new.key);
             let data = json!({ "id": format_agent_id(id), "key": key });
             Ok(ok_json(&simple(data), call.pretty))
@@ -247,7 +273,11 @@ pub(super) async fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
     let purge = q.flag("purge")?;
     let filters = Filters::from_query(q, true, Some("7d"))?;
     let everyone = match q.list("agents_list")? {
-        None => return Err(ApiError::bad_request("Missing query parameter 'agents_list'")),
+        None => {
+            return Err(ApiError::bad_request(
+                "Missing query parameter 'agents_list'",
+            ))
+        }
         Some(list) => list.len() == 1 && list[0] == "all",
     };
     let wanted = if everyone { None } else { agents_list(call)? };
@@ -256,7 +286,11 @@ pub(super) async fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
     let now = (now_ms() / 1000) as i64;
     let mut outcome = Outcome::default();
     let mut targets = Vec::new();
-    let id_of = |o: &Map<String, Value>| o.get("id").and_then(Value::as_str).and_then(|s| s.parse::<u32>().ok());
+    let id_of = |o: &Map<String, Value>| {
+        o.get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<u32>().ok())
+    };
     match &wanted {
         None => targets.extend(
             objects
@@ -287,12 +321,25 @@ pub(super) async fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
         .await
         .map_err(ApiError::internal)?;
     for &id in &deleted {
-        let name = rows.iter().find(|r| r.id == id).map_or("", |r| r.name.as_str());
-        let detail = format!("agent {} ({name}) was deleted from the manager", format_agent_id(id));
+        let name = rows
+            .iter()
+            .find(|r| r.id == id)
+            .map_or("", |r| r.name.as_str());
+        let detail = format!(
+            "agent {} ({name}) was deleted from the manager",
+            format_agent_id(id)
+        );
         ctx.sessions.close(id, Refusal::Revoked, detail);
-        log::info!("api: deleted agent {} ({name}){}", format_agent_id(id), if purge { ", purged" } else { "" });
+        log::info!(
+            "api: deleted agent {} ({name}){}",
+            format_agent_id(id),
+            if purge { ", purged" } else { "" }
+        );
     }
-    outcome.affected = deleted.iter().map(|id| format_agent_id(*id).into()).collect();
+    outcome.affected = deleted
+        .iter()
+        .map(|id| format_agent_id(*id).into())
+        .collect();
     Ok(ok_json(&outcome.envelope(DELETE), call.pretty))
 }
 
@@ -311,14 +358,23 @@ mod tests {
         }
         assert_eq!(checked_ip(&map(json!({}))).unwrap(), "any");
         for bad in ["10.0.0", "10.0.0.1/33", "host", ""] {
-            assert_eq!(checked_ip(&map(json!({ "ip": bad }))).unwrap_err().code, Some(1706), "{bad}");
+            assert_eq!(
+                checked_ip(&map(json!({ "ip": bad }))).unwrap_err().code,
+                Some(1706),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn long_names_get_1738_and_bad_characters_a_schema_error() {
         let long = "a".repeat(129);
-        assert_eq!(checked_name(&map(json!({ "name": long }))).unwrap_err().code, Some(1738));
+        assert_eq!(
+            checked_name(&map(json!({ "name": long })))
+                .unwrap_err()
+                .code,
+            Some(1738)
+        );
         let bad = checked_name(&map(json!({ "name": "a b" }))).unwrap_err();
         assert_eq!((bad.status, bad.code), (400, None));
         assert!(checked_name(&map(json!({}))).is_err());
@@ -335,7 +391,13 @@ mod tests {
             "after_registration_time": "0s"
         }))
         .unwrap();
-        assert_eq!(any_time, Some(Replace { min_disconnected_ms: None, min_registered_ms: 0 }));
+        assert_eq!(
+            any_time,
+            Some(Replace {
+                min_disconnected_ms: None,
+                min_registered_ms: 0
+            })
+        );
         assert!(checked_force(&json!({"bogus": 1})).is_err());
         assert!(checked_force(&json!({"after_registration_time": "soon"})).is_err());
     }

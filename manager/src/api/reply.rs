@@ -301,7 +301,10 @@ mod tests {
         };
         assert_eq!(only_failed.envelope(M)["error"], 1);
         let nothing = Outcome::default().envelope(M);
-        assert_eq!((nothing["error"].clone(), nothing["message"].clone()), (json!(0), json!("none")));
+        assert_eq!(
+            (nothing["error"].clone(), nothing["message"].clone()),
+            (json!(0), json!("none"))
+        );
         let paged = Outcome {
             affected: vec![],
             total: Some(13),

@@ -62,12 +62,19 @@ pub(crate) fn version_label(version: &str) -> String {
 }
 
 /// The object of a registered agent; `manager` is this manager's hostname.
-pub(crate) fn agent_object(row: &AgentRow, status: AgentStatus, manager: &str) -> Map<String, Value> {
+pub(crate) fn agent_object(
+    row: &AgentRow,
+    status: AgentStatus,
+    manager: &str,
+) -> Map<String, Value> {
     let seen = row.last_keepalive_ms.is_some();
     let mut o = Map::new();
     o.insert("id".into(), gatewatch_proto::format_agent_id(row.id).into());
     o.insert("name".into(), row.name.clone().into());
-    o.insert("ip".into(), row.last_ip.clone().unwrap_or_else(|| row.ip.clone()).into());
+    o.insert(
+        "ip".into(),
+        row.last_ip.clone().unwrap_or_else(|| row.ip.clone()).into(),
+    );
     o.insert("registerIP".into(), row.ip.clone().into());
     o.insert("status".into(), status.as_str().into());
     o.insert("status_code".into(), 0.into());
@@ -95,7 +102,11 @@ pub(crate) fn agent_object(row: &AgentRow, status: AgentStatus, manager: &str) -
 }
 
 /// The object of agent 000: the manager, always active.
-pub(crate) fn manager_object(hostname: &str, installed_ms: u64, os: &Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn manager_object(
+    hostname: &str,
+    installed_ms: u64,
+    os: &Map<String, Value>,
+) -> Map<String, Value> {
     let mut o = Map::new();
     o.insert("id".into(), "000".into());
     o.insert("name".into(), hostname.into());
@@ -106,7 +117,10 @@ pub(crate) fn manager_object(hostname: &str, installed_ms: u64, os: &Map<String,
     if !os.is_empty() {
         o.insert("os".into(), Value::Object(os.clone()));
     }
-    o.insert("version".into(), version_label(env!("CARGO_PKG_VERSION")).into());
+    o.insert(
+        "version".into(),
+        version_label(env!("CARGO_PKG_VERSION")).into(),
+    );
     o.insert("manager".into(), hostname.into());
     o.insert("node_name".into(), NODE_NAME.into());
     o.insert("dateAdd".into(), format_time_ms(installed_ms).into());
@@ -132,7 +146,9 @@ pub(crate) fn host_os() -> Map<String, Value> {
     }
     os.insert(
         "platform".into(),
-        value("ID").unwrap_or_else(|| std::env::consts::OS.into()).into(),
+        value("ID")
+            .unwrap_or_else(|| std::env::consts::OS.into())
+            .into(),
     );
     if let Ok(kernel) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
         os.insert(
@@ -164,13 +180,17 @@ pub(crate) fn select(object: &Map<String, Value>, fields: &[String]) -> Map<Stri
         if !wanted {
             continue;
         }
-        let Some(value) = field(object, name) else { continue };
+        let Some(value) = field(object, name) else {
+            continue;
+        };
         match name.split_once('.') {
             None => {
                 out.insert((*name).into(), value.clone());
             }
             Some((parent, child)) => {
-                let entry = out.entry(parent).or_insert_with(|| Value::Object(Map::new()));
+                let entry = out
+                    .entry(parent)
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let Some(map) = entry.as_object_mut() {
                     map.insert(child.into(), value.clone());
                 }
@@ -205,9 +225,23 @@ mod tests {
         let keys: Vec<&str> = o.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["id", "name", "ip", "registerIP", "status", "status_code", "node_name", "dateAdd", "group", "group_config_status"]
+            [
+                "id",
+                "name",
+                "ip",
+                "registerIP",
+                "status",
+                "status_code",
+                "node_name",
+                "dateAdd",
+                "group",
+                "group_config_status"
+            ]
         );
-        assert_eq!((o["id"].as_str(), o["ip"].as_str()), (Some("007"), Some("any")));
+        assert_eq!(
+            (o["id"].as_str(), o["ip"].as_str()),
+            (Some("007"), Some("any"))
+        );
         assert_eq!(o["node_name"], "unknown");
     }
 
@@ -232,6 +266,9 @@ mod tests {
         os.insert("arch".into(), "x86_64".into());
         let o = manager_object("mgr", 0, &os);
         let s = select(&o, &["os.platform".into(), "name".into()]);
-        assert_eq!(Value::Object(s), json!({"id": "000", "name": "mgr", "os": {"platform": "debian"}}));
+        assert_eq!(
+            Value::Object(s),
+            json!({"id": "000", "name": "mgr", "os": {"platform": "debian"}})
+        );
     }
 }

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use async_channel::{Receiver, Sender};
 
 pub(crate) use db::{AgentRow, Db, NewEvent, RegisterOutcome};
-pub(crate) use registry::{AddOutcome, Conflict, NewAgent, Replace};
 pub(crate) use feed::Subscribers;
+pub(crate) use registry::{AddOutcome, Conflict, NewAgent, Replace};
 
 use crate::ManagerError;
 

@@ -99,7 +99,11 @@ struct Occupant {
     last_seen_ms: u64,
 }
 
-fn occupant(tx: &Transaction<'_>, sql: &str, value: &dyn rusqlite::ToSql) -> Result<Option<Occupant>, ManagerError> {
+fn occupant(
+    tx: &Transaction<'_>,
+    sql: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<Option<Occupant>, ManagerError> {
     tx.query_row(sql, [value], |r| {
         let registered = r.get::<_, i64>(1)?.max(0) as u64;
         let seen = r
@@ -116,7 +120,8 @@ fn occupant(tx: &Transaction<'_>, sql: &str, value: &dyn rusqlite::ToSql) -> Res
     .map_err(err("cannot look up an agent"))
 }
 
-const OCCUPANT_COLUMNS: &str = "SELECT id, registered_ms, disconnected_ms, last_keepalive_ms FROM agents";
+const OCCUPANT_COLUMNS: &str =
+    "SELECT id, registered_ms, disconnected_ms, last_keepalive_ms FROM agents";
 
 impl Db {
     /// Adds an agent, refusing a taken id, name or address unless `replace` allows removing the
@@ -135,7 +140,11 @@ impl Db {
         let mut occupants = Vec::new();
         if let Some(id) = new.id {
             let reserved: bool = tx
-                .query_row("SELECT EXISTS(SELECT 1 FROM revoked_agents WHERE id = ?1)", [id], |r| r.get(0))
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM revoked_agents WHERE id = ?1)",
+                    [id],
+                    |r| r.get(0),
+                )
                 .map_err(err("cannot look up a deleted agent"))?;
             if id == 0 || reserved {
                 return Ok(AddOutcome::Refused(Conflict::Id));
@@ -246,7 +255,12 @@ impl Db {
     }
 
     /// Creates an API user or replaces its password hash.
-    pub(crate) fn put_api_user(&mut self, name: &str, hash: &str, now_ms: u64) -> Result<(), ManagerError> {
+    pub(crate) fn put_api_user(
+        &mut self,
+        name: &str,
+        hash: &str,
+        now_ms: u64,
+    ) -> Result<(), ManagerError> {
         self.conn
             .execute(
                 "INSERT INTO api_users (name, hash, created_ms) VALUES (?1, ?2, ?3)
@@ -260,7 +274,11 @@ impl Db {
     /// A stored API setting (the token signing key, the install time).
     pub(crate) fn api_setting(&mut self, name: &str) -> Result<Option<Vec<u8>>, ManagerError> {
         self.conn
-            .query_row("SELECT value FROM api_settings WHERE name = ?1", [name], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM api_settings WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(err("cannot read an API setting"))
     }
@@ -315,16 +333,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path());
         let no = &|_| false;
-        added(db.add_agent(&agent(Some(5), "a", "10.0.0.1"), None, 0, no).unwrap());
+        added(
+            db.add_agent(&agent(Some(5), "a", "10.0.0.1"), None, 0, no)
+                .unwrap(),
+        );
         for (new, conflict) in [
             (agent(None, "a", "any"), Conflict::Name),
             (agent(None, "b", "10.0.0.1"), Conflict::Ip),
             (agent(Some(5), "c", "any"), Conflict::Id),
             (agent(Some(0), "d", "any"), Conflict::Id),
         ] {
-            assert_eq!(db.add_agent(&new, None, 0, no).unwrap(), AddOutcome::Refused(conflict));
+            assert_eq!(
+                db.add_agent(&new, None, 0, no).unwrap(),
+                AddOutcome::Refused(conflict)
+            );
         }
-        assert_eq!(added(db.add_agent(&agent(None, "b", "any"), None, 0, no).unwrap()), 6);
+        assert_eq!(
+            added(db.add_agent(&agent(None, "b", "any"), None, 0, no).unwrap()),
+            6
+        );
     }
 
     #[test]
@@ -335,10 +362,18 @@ mod tests {
         let old = added(db.add_agent(&agent(None, "a", "any"), None, 0, no).unwrap());
         let too_soon = db.add_agent(&agent(None, "a", "any"), Some(FORCE_1H), HOUR / 2, no);
         assert_eq!(too_soon.unwrap(), AddOutcome::Refused(Conflict::Name));
-        let connected = db.add_agent(&agent(None, "a", "any"), Some(FORCE_1H), 2 * HOUR, &|_| true);
+        let connected = db.add_agent(&agent(None, "a", "any"), Some(FORCE_1H), 2 * HOUR, &|_| {
+            true
+        });
         assert_eq!(connected.unwrap(), AddOutcome::Refused(Conflict::Name));
         let later = db.add_agent(&agent(None, "a", "any"), Some(FORCE_1H), 2 * HOUR, no);
-        assert_eq!(later.unwrap(), AddOutcome::Added { id: old + 1, replaced: vec![old] });
+        assert_eq!(
+            later.unwrap(),
+            AddOutcome::Added {
+                id: old + 1,
+                replaced: vec![old]
+            }
+        );
     }
 
     #[test]
@@ -353,16 +388,27 @@ mod tests {
         assert_eq!(db.agent_credentials(a).unwrap(), None);
         assert_eq!(db.revocation(a).unwrap(), Some(("a".into(), 7)));
         assert_eq!(db.revocation(b).unwrap(), None);
-        let reuse_a = db.add_agent(&agent(Some(a), "a2", "any"), None, 0, no).unwrap();
+        let reuse_a = db
+            .add_agent(&agent(Some(a), "a2", "any"), None, 0, no)
+            .unwrap();
         assert_eq!(reuse_a, AddOutcome::Refused(Conflict::Id));
-        assert_eq!(added(db.add_agent(&agent(Some(b), "b2", "any"), None, 0, no).unwrap()), b);
+        assert_eq!(
+            added(
+                db.add_agent(&agent(Some(b), "b2", "any"), None, 0, no)
+                    .unwrap()
+            ),
+            b
+        );
     }
 
     #[test]
     fn session_of_a_deleted_agent_cannot_open() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path());
-        let a = added(db.add_agent(&agent(None, "a", "any"), None, 0, &|_| false).unwrap());
+        let a = added(
+            db.add_agent(&agent(None, "a", "any"), None, 0, &|_| false)
+                .unwrap(),
+        );
         assert_eq!(db.session_opened(a, "127.0.0.1", 1).unwrap(), Some(0));
         db.delete_agents(&[a], false, 2).unwrap();
         assert_eq!(db.session_opened(a, "127.0.0.1", 3).unwrap(), None);
@@ -395,6 +441,9 @@ mod tests {
         drop(conn);
         let mut db = open(dir.path());
         let rows = db.agents().unwrap();
-        assert_eq!((rows[0].name.as_str(), rows[0].last_ip.as_deref()), ("old", None));
+        assert_eq!(
+            (rows[0].name.as_str(), rows[0].last_ip.as_deref()),
+            ("old", None)
+        );
     }
 }

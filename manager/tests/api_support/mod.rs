@@ -105,7 +105,8 @@ impl ApiManager {
 
 /// The generated admin password, from `api-admin.txt` (`wazuh:<password>`).
 pub fn admin_password(dir: &Path) -> String {
-    let text = std::fs::read_to_string(dir.join(gatewatch_manager::ADMIN_FILE)).expect("admin file");
+    let text =
+        std::fs::read_to_string(dir.join(gatewatch_manager::ADMIN_FILE)).expect("admin file");
     let (user, password) = text.trim_end().split_once(':').expect("user:password");
     assert_eq!(user, "wazuh");
     password.to_string()
@@ -172,7 +173,10 @@ pub fn request(
 }
 
 /// A TLS connection to the API, trusting only the manager's CA.
-pub fn tls_stream(addr: SocketAddr, ca_pem: &Path) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+pub fn tls_stream(
+    addr: SocketAddr,
+    ca_pem: &Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(ca_pem).expect("CA file");
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
@@ -190,7 +194,8 @@ pub fn tls_stream(addr: SocketAddr, ca_pem: &Path) -> rustls::StreamOwned<rustls
     )
     .expect("TLS client");
     let tcp = TcpStream::connect(addr).expect("connect to the API");
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
     rustls::StreamOwned::new(conn, tcp)
 }
 

@@ -70,6 +70,8 @@ pub struct ApiOptions {
     pub block_time: Duration,
     /// Simultaneous API connections; more are closed at once. Default 256.
     pub max_connections: usize,
+    /// Give the `wazuh` user a new random password at start (for a lost one). Default false.
+    pub reset_admin_password: bool,
 }
 
 impl Default for ApiOptions {
@@ -80,6 +82,7 @@ impl Default for ApiOptions {
             max_login_attempts: 50,
             block_time: Duration::from_secs(300),
             max_connections: 256,
+            reset_admin_password: false,
         }
     }
 }
@@ -225,6 +228,8 @@ usage: gatewatch-manager --data-dir DIR [options]
   --api-max-login-attempts N
                         failed logins from one address before it is blocked (default 50)
   --api-block-time S    window for those failures and length of the block (default 300)
+  --api-reset-password  give the API user `wazuh` a new random password (printed, and written
+                        to DIR/api-admin.txt)
   --agent-ca F          require agents to enroll with a client certificate signed by this CA
   --server-cert F --server-key F --ca-cert F
                         use these PEM files instead of the manager's own CA
@@ -248,6 +253,14 @@ pub fn parse_args(args: &[String], env_password: Option<String>) -> Result<Cli, 
         }
         if arg == "--no-api" {
             api = None;
+            i += 1;
+            continue;
+        }
+        if arg == "--api-reset-password" {
+            let Some(api) = api.as_mut() else {
+                return Err(bad(arg, "cannot be combined with --no-api"));
+            };
+            api.reset_admin_password = true;
             i += 1;
             continue;
         }
@@ -465,6 +478,9 @@ mod tests {
         .unwrap();
         let api = o.api.unwrap();
         assert_eq!(api.port, 0);
+        assert!(!api.reset_admin_password);
+        let reset = run(&["--data-dir", "/d", "--api-reset-password"]).unwrap();
+        assert!(reset.api.unwrap().reset_admin_password);
         assert_eq!(api.token_timeout, Duration::from_secs(60));
         assert_eq!(
             (api.max_login_attempts, api.block_time),

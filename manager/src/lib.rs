@@ -247,9 +247,9 @@ impl ManagerHandle {
         self.api_addr
     }
 
-    /// The API user and password made at this first start (`None` on later starts, or without
-    /// the API): the caller shows them to the operator once. They are also in
-    /// [`ADMIN_FILE`] in the data directory.
+    /// The API user and password made at this start (the first one, or one with
+    /// [`ApiOptions::reset_admin_password`]; otherwise `None`): the caller shows them to the
+    /// operator once. They are also in [`ADMIN_FILE`] in the data directory.
     pub fn api_credentials(&self) -> Option<&ApiCredentials> {
         self.api_credentials.as_ref()
     }

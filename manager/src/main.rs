@@ -65,10 +65,10 @@ fn run(opts: gatewatch_manager::ManagerOptions) -> Result<(), ManagerError> {
     if let Some(api) = manager.api_addr() {
         line.push_str(&format!(" api={api}"));
     }
-    // Shown once, at the first start: afterwards only the 0600 file holds the password.
+    // Shown once, when it is made: afterwards only the 0600 file holds the password.
     if let Some(first) = manager.api_credentials() {
         line.push_str(&format!(
-            "\nAPI user {:?} created with password {:?} (also in {})",
+            "\nAPI user {:?} has the password {:?} (also in {})",
             first.user,
             first.password,
             first.file.display()

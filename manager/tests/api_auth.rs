@@ -264,3 +264,28 @@ fn token_issued_under_another_lifetime_is_reported_expired() {
     let header = format!("Bearer {token}");
     assert_eq!(unauthorized(&get_root(&m, Some(&header))), "Token expired");
 }
+
+#[test]
+fn reset_gives_the_admin_a_new_password_and_the_old_one_stops_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = ApiManager::start(dir.path(), api_options())
+        .password
+        .clone();
+    let m = ApiManager::start(
+        dir.path(),
+        ApiOptions {
+            reset_admin_password: true,
+            ..api_options()
+        },
+    );
+    assert_ne!(m.password, old);
+    assert_eq!(
+        m.handle.api_credentials().map(|c| c.password.clone()),
+        Some(m.password.clone())
+    );
+    assert_eq!(
+        unauthorized(&m.login_as("wazuh", &old)),
+        "Invalid credentials"
+    );
+    assert_eq!(m.login_as("wazuh", &m.password).status, 200);
+}

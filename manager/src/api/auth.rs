@@ -40,7 +40,7 @@ const PASSWORD_LEN: usize = 32;
 /// Name of the signing key in `api_settings`.
 const SIGNING_KEY: &str = "jwt_signing_key";
 
-/// The account made at first start, for the operator.
+/// The account made at first start (or given a new password), for the operator.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiCredentials {
     /// User name (`wazuh`).
@@ -93,7 +93,7 @@ impl Auth {
             .call_blocking(|db| db.api_users())?
             .into_iter()
             .collect();
-        if users.is_empty() {
+        if users.is_empty() || opts.reset_admin_password {
             let password = generate_password();
             let hash = hash_password(&password)?;
             let file = data_dir.join(ADMIN_FILE);
@@ -106,7 +106,7 @@ impl Auth {
             let stored = hash.clone();
             store.call_blocking(move |db| db.put_api_user(ADMIN_USER, &stored, now_ms()))?;
             log::info!(
-                "api: created user {ADMIN_USER}; its password is in {}",
+                "api: new password for user {ADMIN_USER}; it is in {}",
                 file.display()
             );
             users.insert(ADMIN_USER.to_string(), hash);

@@ -3,8 +3,9 @@
 //!
 //! [`start`] creates (or loads) the certificates in the data directory, opens the SQLite store,
 //! binds the enrollment and event ports (and the REST API's, see [`ApiOptions`]) and serves them
-//! on a few executor threads; it returns a [`ManagerHandle`] once every port listens. One thread owns the database: events are committed
-//! before they are acked, so killing the manager at any moment loses nothing an agent saw acked.
+//! on a few executor threads; it returns a [`ManagerHandle`] once every port listens. One thread
+//! owns the database: events are committed before they are acked, so killing the manager at any
+//! moment loses nothing an agent saw acked.
 //!
 //! ```no_run
 //! use gatewatch_manager::{start, ManagerOptions};

@@ -58,6 +58,15 @@ enum Failure {
     Other(AgentError),
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused(e) => e.fmt(f),
+            Failure::Other(e) => e.fmt(f),
+        }
+    }
+}
+
 impl From<AgentError> for Failure {
     fn from(e: AgentError) -> Self {
         Failure::Other(e)
@@ -247,8 +256,7 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, Failure>
 
     let reason = match &outcome {
         Ok(reason) => reason.clone(),
-        Err(Failure::Refused(e)) => format!("link failure: {e}"),
-        Err(Failure::Other(e)) => format!("link failure: {e}"),
+        Err(e) => format!("link failure: {e}"),
     };
     log::info!("stopping: {reason}");
     let _ = agent_events.try_send(Payload::Agent(AgentEvent::Stopping { reason }));

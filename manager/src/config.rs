@@ -68,7 +68,8 @@ pub struct ApiOptions {
     pub max_login_attempts: u32,
     /// The window for counting failed logins, and how long a block lasts. Default 300 s.
     pub block_time: Duration,
-    /// Simultaneous API connections; more are closed at once. Default 256.
+    /// Simultaneous API connections; more are closed at once. Default 128 (each may buffer a
+    /// request of up to 1 MiB).
     pub max_connections: usize,
     /// Give the `wazuh` user a new random password at start (for a lost one). Default false.
     pub reset_admin_password: bool,
@@ -81,7 +82,7 @@ impl Default for ApiOptions {
             token_timeout: Duration::from_secs(900),
             max_login_attempts: 50,
             block_time: Duration::from_secs(300),
-            max_connections: 256,
+            max_connections: 128,
             reset_admin_password: false,
         }
     }

@@ -90,6 +90,7 @@ impl Manager {
             .args(["--listen", "127.0.0.1", "--name", "127.0.0.1"])
             .args(["--events-port", &self.events_port.to_string()])
             .args(["--enroll-port", &self.enroll_port.to_string()])
+            .args(["--api-port", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(password) = &self.password {

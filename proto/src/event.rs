@@ -24,6 +24,10 @@ pub enum Payload {
     Agent(AgentEvent),
     /// Numbered synthetic events from the `generator` module (demos, tests, benchmarks).
     Generator(GeneratorEvent),
+    /// System inventory rows and their changes (`inventory` module).
+    Inventory(crate::inventory::InventoryEvent),
+    /// Security configuration assessment results (`sca` module).
+    Sca(crate::sca::ScaEvent),
 }
 
 impl Payload {
@@ -32,6 +36,8 @@ impl Payload {
         match self {
             Payload::Agent(a) => a.kind(),
             Payload::Generator(_) => "generator.event",
+            Payload::Inventory(i) => i.kind(),
+            Payload::Sca(s) => s.kind(),
         }
     }
 }

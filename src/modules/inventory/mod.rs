@@ -1,0 +1,5 @@
+//! System inventory (Wazuh's syscollector).
+
+mod config;
+
+pub use config::InventoryConfig;

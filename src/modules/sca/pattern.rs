@@ -82,6 +82,9 @@ enum Test {
     Regex(Regex),
     Numeric { re: Regex, op: Op, value: i64 },
     Literal(String),
+    /// An `r:` regex that does not compile: like Wazuh, it never matches (the policy is at
+    /// fault, so this is logged when the rule is compiled).
+    NeverMatches,
     /// A minterm that can never be decided (bad regex, bad comparison), with the reason.
     Broken(String),
 }
@@ -139,7 +142,10 @@ fn compile_minterm(engine: Engine, term: &str) -> Test {
     match lower.as_deref() {
         Some("r:") => match Regex::new(engine, &term[2..]) {
             Ok(re) => Test::Regex(re),
-            Err(why) => Test::Broken(why),
+            Err(why) => {
+                log::warn!("sca: {why}; as in Wazuh, this pattern never matches");
+                Test::NeverMatches
+            }
         },
         Some("n:") => compile_numeric(engine, &term[2..]),
         _ => Test::Literal(term.to_string()),
@@ -190,6 +196,7 @@ impl Test {
         match self {
             Test::Literal(text) => Tri::from(line.eq_ignore_ascii_case(text.as_bytes())),
             Test::Broken(why) => Tri::Invalid(why.clone()),
+            Test::NeverMatches => Tri::NotFound,
             Test::Regex(re) => match re.is_match(line) {
                 Ok(hit) => Tri::from(hit),
                 Err(MatchError::TooCostly) => Tri::Invalid(costly(line)),
@@ -285,9 +292,15 @@ mod tests {
 
     #[test]
     fn a_failing_minterm_beats_an_undecidable_one() {
-        assert_eq!(t(r"r:\q && r:nomatch", "line"), Tri::NotFound);
-        assert!(matches!(t(r"r:\q && r:line", "line"), Tri::Invalid(_)));
-        assert!(matches!(t(r"!r:\q", "line"), Tri::Invalid(_)));
+        let bad_numeric = r"n:x=\q(\d+) compare > 1";
+        assert_eq!(t(&format!("{bad_numeric} && r:nomatch"), "x=3"), Tri::NotFound);
+        assert!(matches!(t(&format!("{bad_numeric} && r:x"), "x=3"), Tri::Invalid(_)));
+    }
+
+    #[test]
+    fn regex_that_does_not_compile_never_matches_as_in_wazuh() {
+        assert_eq!(t(r"r:\+", "+legacy"), Tri::NotFound);
+        assert_eq!(t(r"!r:\+", "+legacy"), Tri::Found);
     }
 
     #[test]

@@ -25,8 +25,10 @@ mod config;
 mod conn;
 mod enroll;
 mod error;
+mod inventory;
 mod model;
 mod receiver;
+mod sca;
 mod server;
 mod sessions;
 mod store;
@@ -46,7 +48,9 @@ pub use config::{
     DEFAULT_EVENTS_PORT, PASSWORD_ENV, USAGE,
 };
 pub use error::ManagerError;
+pub use inventory::{Items, Query, QueryError, SyncState};
 pub use model::{AgentRecord, AgentStatus, NotConnected, RegisterRefused, Registered, StoredEvent};
+pub use sca::ScaSyncState;
 
 use model::now_ms;
 use server::{accept_loop, Context};

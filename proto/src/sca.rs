@@ -37,7 +37,9 @@ pub enum CheckResult {
     Failed,
     /// The rules could not be evaluated; `reason` says why (a file that cannot be read, a command
     /// that timed out, a regex that does not compile, …).
-    NotApplicable { reason: String },
+    NotApplicable {
+        reason: String,
+    },
 }
 
 impl CheckResult {

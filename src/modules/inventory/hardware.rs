@@ -74,7 +74,9 @@ fn memory(root: &Root, hw: &mut Hardware) {
             .and_then(|v| v.parse().ok())
     };
     hw.ram_total = field("MemTotal").unwrap_or(0);
-    hw.ram_free = field("MemAvailable").or_else(|| field("MemFree")).unwrap_or(0);
+    hw.ram_free = field("MemAvailable")
+        .or_else(|| field("MemFree"))
+        .unwrap_or(0);
     if hw.ram_total > 0 {
         let used = hw.ram_total.saturating_sub(hw.ram_free);
         hw.ram_usage = (used * 100 / hw.ram_total) as u32;
@@ -95,13 +97,24 @@ mod tests {
             "processor\t: 0\nBogoMIPS\t: 108.00\nprocessor\t: 1\nHardware\t: BCM2835\nRevision\t: c03111\nSerial\t\t: 10000000a1b2c3d4\nModel\t\t: Raspberry Pi 4 Model B Rev 1.1\n",
         )
         .unwrap();
-        std::fs::write(proc.join("meminfo"), "MemTotal:        3884344 kB\nMemFree:  100 kB\nMemAvailable:    2942216 kB\n").unwrap();
-        std::fs::write(proc.join("device-tree/model"), "Raspberry Pi 4 Model B Rev 1.1\0").unwrap();
+        std::fs::write(
+            proc.join("meminfo"),
+            "MemTotal:        3884344 kB\nMemFree:  100 kB\nMemAvailable:    2942216 kB\n",
+        )
+        .unwrap();
+        std::fs::write(
+            proc.join("device-tree/model"),
+            "Raspberry Pi 4 Model B Rev 1.1\0",
+        )
+        .unwrap();
         let hw = collect(&Root::new(dir.path()));
         assert_eq!(hw.cpu_cores, 2);
         assert_eq!(hw.cpu_name, "BCM2835");
         assert_eq!(hw.board_serial, "10000000a1b2c3d4".trim_start_matches('0'));
         assert_eq!(hw.board_model, "Raspberry Pi 4 Model B Rev 1.1");
-        assert_eq!((hw.ram_total, hw.ram_free, hw.ram_usage), (3884344, 2942216, 24));
+        assert_eq!(
+            (hw.ram_total, hw.ram_free, hw.ram_usage),
+            (3884344, 2942216, 24)
+        );
     }
 }

@@ -36,7 +36,11 @@ impl Inventory {
                 "inventory: scan done in {:?}: {} changes{}",
                 started.elapsed(),
                 changed,
-                if report.full { " (full snapshot sent)" } else { "" }
+                if report.full {
+                    " (full snapshot sent)"
+                } else {
+                    ""
+                }
             );
             if !ctx.sleep(interval).await {
                 return Ok(());

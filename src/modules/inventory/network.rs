@@ -18,12 +18,18 @@ pub fn interfaces(root: &Root) -> Vec<NetIface> {
         })
         .unwrap_or_default();
     names.sort();
-    names.into_iter().map(|name| interface(root, name)).collect()
+    names
+        .into_iter()
+        .map(|name| interface(root, name))
+        .collect()
 }
 
 fn interface(root: &Root, name: String) -> NetIface {
     let base = format!("/sys/class/net/{name}");
-    let line = |file: &str| root.read_line(&format!("{base}/{file}")).unwrap_or_default();
+    let line = |file: &str| {
+        root.read_line(&format!("{base}/{file}"))
+            .unwrap_or_default()
+    };
     let number = |file: &str| line(file).parse::<u64>().unwrap_or(0);
     let counters = |dir: &str| Counters {
         packets: number(&format!("statistics/{dir}_packets")),
@@ -196,7 +202,10 @@ mod tests {
         .unwrap();
         let addrs = addresses(&Root::new(dir.path()));
         let eth = addrs.iter().find(|a| a.address == "192.0.2.2").unwrap();
-        assert_eq!((eth.iface.as_str(), eth.netmask.as_str()), ("eth0", "255.255.255.0"));
+        assert_eq!(
+            (eth.iface.as_str(), eth.netmask.as_str()),
+            ("eth0", "255.255.255.0")
+        );
         assert_eq!(eth.broadcast, "192.0.2.255");
         let lo = addrs.iter().find(|a| a.address == "127.0.0.1").unwrap();
         assert_eq!(lo.iface, "lo");

@@ -97,8 +97,12 @@ fn kernel(root: &Root, os: &mut OsInfo) {
     os.sysname = root
         .read_line("/proc/sys/kernel/ostype")
         .unwrap_or_else(|| "Linux".into());
-    os.release = root.read_line("/proc/sys/kernel/osrelease").unwrap_or_default();
-    os.version = root.read_line("/proc/sys/kernel/version").unwrap_or_default();
+    os.release = root
+        .read_line("/proc/sys/kernel/osrelease")
+        .unwrap_or_default();
+    os.version = root
+        .read_line("/proc/sys/kernel/version")
+        .unwrap_or_default();
     os.hostname = root
         .read_line("/proc/sys/kernel/hostname")
         .or_else(|| root.read_line("/etc/hostname"))
@@ -106,8 +110,12 @@ fn kernel(root: &Root, os: &mut OsInfo) {
     os.architecture = root
         .read_line("/proc/sys/kernel/arch")
         .or_else(|| {
-            root.is_live()
-                .then(|| rustix::system::uname().machine().to_string_lossy().into_owned())
+            root.is_live().then(|| {
+                rustix::system::uname()
+                    .machine()
+                    .to_string_lossy()
+                    .into_owned()
+            })
         })
         .unwrap_or_default();
 }
@@ -122,7 +130,10 @@ mod tests {
             "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n",
         );
         assert_eq!(os.os_name, "Debian GNU/Linux");
-        assert_eq!((os.os_platform.as_str(), os.os_version.as_str()), ("debian", "12"));
+        assert_eq!(
+            (os.os_platform.as_str(), os.os_version.as_str()),
+            ("debian", "12")
+        );
         assert_eq!(os.os_codename, "bookworm");
     }
 
@@ -135,7 +146,11 @@ mod tests {
             "NAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("etc/rpi-issue"), "Raspberry Pi reference 2024-07-04\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/rpi-issue"),
+            "Raspberry Pi reference 2024-07-04\n",
+        )
+        .unwrap();
         let os = collect(&Root::new(dir.path()));
         assert_eq!(os.os_name, "Raspberry Pi OS");
         assert_eq!(os.os_platform, "debian");

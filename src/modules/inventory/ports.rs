@@ -105,7 +105,11 @@ pub fn socket_owners(root: &Root) -> HashMap<u64, (u32, String)> {
         return owners;
     };
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
@@ -153,7 +157,10 @@ mod tests {
         let line = "   0: 0100007F:9B41 00000000:0000 0A 00000002:00000001 00:00000000 00000000     0        0 280003 1 0000000036555810 100 0 0 10 0";
         let port = parse_line("tcp", line).unwrap();
         assert_eq!(port.state, "listening");
-        assert_eq!((port.local_port, port.tx_queue, port.rx_queue), (0x9B41, 2, 1));
+        assert_eq!(
+            (port.local_port, port.tx_queue, port.rx_queue),
+            (0x9B41, 2, 1)
+        );
         assert_eq!(port.inode, 280003);
     }
 }

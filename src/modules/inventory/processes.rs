@@ -102,7 +102,11 @@ fn read_process(pid: u32, dir: &std::path::Path, ctx: &Processes) -> Option<Proc
         status
             .lines()
             .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+            .map(|v| {
+                v.split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (uids, gids) = (ids("Uid:"), ids("Gid:"));
@@ -182,7 +186,10 @@ mod tests {
         assert_eq!(procs.len(), 1);
         let p = &procs[0];
         assert_eq!((p.pid, p.ppid, p.name.as_str()), (42, 1, "my (odd) name"));
-        assert_eq!((p.cmd.as_str(), p.argvs.as_str()), ("/usr/bin/odd", "--flag x"));
+        assert_eq!(
+            (p.cmd.as_str(), p.argvs.as_str()),
+            ("/usr/bin/odd", "--flag x")
+        );
         assert_eq!((p.utime, p.stime, p.start_time), (7, 3, 1_700_000_005));
         assert_eq!(p.processor, 1);
     }

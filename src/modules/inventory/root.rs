@@ -35,7 +35,12 @@ impl Root {
     /// The first line of a small file, trimmed; `None` when missing or empty.
     pub fn read_line(&self, abs: &str) -> Option<String> {
         let text = self.read(abs)?;
-        let line = text.lines().next()?.trim().trim_end_matches('\0').to_string();
+        let line = text
+            .lines()
+            .next()?
+            .trim()
+            .trim_end_matches('\0')
+            .to_string();
         (!line.is_empty()).then_some(line)
     }
 }

@@ -82,7 +82,10 @@ mod tests {
         let mut busier = p.clone();
         busier.utime = 999;
         busier.resident = 12;
-        assert_eq!(checksum(&Row::Process(p.clone())), checksum(&Row::Process(busier)));
+        assert_eq!(
+            checksum(&Row::Process(p.clone())),
+            checksum(&Row::Process(busier))
+        );
         let mut renamed = p.clone();
         renamed.cmd = "/sbin/init".into();
         assert_ne!(checksum(&Row::Process(p)), checksum(&Row::Process(renamed)));

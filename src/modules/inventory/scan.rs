@@ -70,9 +70,7 @@ pub fn rows(table: Table, config: &InventoryConfig) -> Box<dyn Iterator<Item = R
         }
         Table::Packages if config.packages => Box::new(packages::collect(&root).map(Row::Package)),
         Table::Users if config.users => Box::new(users::users(&root).into_iter().map(Row::User)),
-        Table::Groups if config.users => {
-            Box::new(users::groups(&root).into_iter().map(Row::Group))
-        }
+        Table::Groups if config.users => Box::new(users::groups(&root).into_iter().map(Row::Group)),
         _ => Box::new(std::iter::empty()),
     }
 }

@@ -134,7 +134,9 @@ impl State {
     pub fn stale(&self, tbl: u8, gen: u64, limit: usize) -> Result<Vec<String>, String> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT key FROM rows WHERE tbl = ?1 AND gen <> ?2 ORDER BY key LIMIT ?3")
+            .prepare_cached(
+                "SELECT key FROM rows WHERE tbl = ?1 AND gen <> ?2 ORDER BY key LIMIT ?3",
+            )
             .map_err(|e| self.fail("listing stale rows", e))?;
         let rows = stmt
             .query_map(params![tbl, gen as i64, limit as i64], |r| r.get(0))

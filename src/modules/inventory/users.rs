@@ -76,7 +76,11 @@ mod tests {
             "root:x:0:0:root:/root:/bin/sh\nbin:x:2:2::/bin:/usr/sbin/nologin\npi:x:1000:1000:,,,:/home/pi:/bin/bash\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("etc/shadow"), "root::19000:0:99999:7:::\nbin:*:19000::::::\npi:$6$salt$hash:19000:0:99999:7:::\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/shadow"),
+            "root::19000:0:99999:7:::\nbin:*:19000::::::\npi:$6$salt$hash:19000:0:99999:7:::\n",
+        )
+        .unwrap();
         let users = users(&Root::new(dir.path()));
         let status: Vec<_> = users.iter().map(|u| u.password_status.as_str()).collect();
         assert_eq!(status, ["no_password", "locked", "password"]);

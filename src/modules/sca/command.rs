@@ -70,16 +70,16 @@ pub fn split_args(line: &str) -> Vec<String> {
 /// Runs `line` with a timeout; output is charged to `memory` and refused past its budget.
 pub async fn run(line: &str, timeout: Duration, memory: &MemoryAccount) -> CommandOutput {
     // Drive the reaper ourselves while the child lives (see the module comment).
-    let driver = async {
-        match async_process::driver().await {}
-    };
+    let driver = async { match async_process::driver().await {} };
     run_child(line, timeout, memory).or(driver).await
 }
 
 async fn run_child(line: &str, timeout: Duration, memory: &MemoryAccount) -> CommandOutput {
     let args = split_args(line);
     let Some((program, rest)) = args.split_first() else {
-        return CommandOutput::Failed(format!("Invalid path or wrong permissions to run command '{line}'"));
+        return CommandOutput::Failed(format!(
+            "Invalid path or wrong permissions to run command '{line}'"
+        ));
     };
     let mut std_cmd = std::process::Command::new(program);
     std_cmd.args(rest).env("PATH", PATH).process_group(0);

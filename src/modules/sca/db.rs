@@ -95,7 +95,10 @@ impl StateDb {
     pub fn result(&self, policy_id: &str, check_id: u32) -> Result<Option<String>, String> {
         self.conn
             .prepare_cached("SELECT result FROM results WHERE policy_id = ?1 AND check_id = ?2")
-            .and_then(|mut s| s.query_row(params![policy_id, check_id], |r| r.get(0)).optional())
+            .and_then(|mut s| {
+                s.query_row(params![policy_id, check_id], |r| r.get(0))
+                    .optional()
+            })
             .map_err(|e| self.err("reading a result", e))
     }
 
@@ -109,7 +112,10 @@ impl StateDb {
             return Ok(());
         }
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| format!("{path}: {e}"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| format!("{path}: {e}"))?;
         {
             let mut insert = tx
                 .prepare_cached(
@@ -199,7 +205,8 @@ mod tests {
         let path = dir.path().join("sca.db");
         let mut db = StateDb::open(&path).unwrap();
         db.begin_policy("p", "h", 10).unwrap();
-        db.store_results("p", &[(1, "passed"), (2, "failed")]).unwrap();
+        db.store_results("p", &[(1, "passed"), (2, "failed")])
+            .unwrap();
         drop(db);
         let mut db = StateDb::open(&path).unwrap();
         assert_eq!(db.result("p", 2).unwrap().as_deref(), Some("failed"));

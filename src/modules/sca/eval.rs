@@ -99,9 +99,9 @@ impl Evaluator {
                     Some(content) => self.command(command, content).await,
                 }
             }
-            Kind::Registry { key } => Tri::Invalid(format!(
-                "registry rules apply to Windows only: '{key}'"
-            )),
+            Kind::Registry { key } => {
+                Tri::Invalid(format!("registry rules apply to Windows only: '{key}'"))
+            }
         };
         match result {
             Tri::Found if rule.negated => Tri::NotFound,
@@ -219,7 +219,9 @@ impl Evaluator {
                 }
                 match fs::read_dir(&path) {
                     Ok(sub) => stack.push((path, sub)),
-                    Err(e) => acc = keep_first_reason(acc, format!("Could not open '{shown}': {e}")),
+                    Err(e) => {
+                        acc = keep_first_reason(acc, format!("Could not open '{shown}': {e}"))
+                    }
                 }
                 continue;
             }
@@ -305,11 +307,7 @@ fn file_exists(path: &str) -> Tri {
     let real = match fs::canonicalize(path) {
         Ok(real) => real,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Tri::NotFound,
-        Err(e) => {
-            return Tri::Invalid(format!(
-                "Could not resolve the real path of '{path}': {e}"
-            ))
-        }
+        Err(e) => return Tri::Invalid(format!("Could not resolve the real path of '{path}': {e}")),
     };
     match fs::symlink_metadata(&real) {
         Ok(meta) if meta.is_file() => Tri::Found,
@@ -326,11 +324,7 @@ fn dir_exists(dir: &str) -> Tri {
     let real = match fs::canonicalize(dir) {
         Ok(real) => real,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Tri::NotFound,
-        Err(e) => {
-            return Tri::Invalid(format!(
-                "Could not resolve the real path of '{dir}': {e}"
-            ))
-        }
+        Err(e) => return Tri::Invalid(format!("Could not resolve the real path of '{dir}': {e}")),
     };
     match fs::read_dir(&real) {
         Ok(_) => Tri::Found,
@@ -398,7 +392,12 @@ fn read_process_names() -> Vec<String> {
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().as_encoded_bytes().iter().all(u8::is_ascii_digit))
+        .filter(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .iter()
+                .all(u8::is_ascii_digit)
+        })
         .filter_map(|e| fs::read_to_string(e.path().join("comm")).ok())
         .map(|name| name.trim_end_matches('\n').to_string())
         .collect()

@@ -14,9 +14,9 @@
 //! The module never holds a whole policy in memory: a CIS policy of 400 KiB is scanned with one
 //! check, the per-scan command-output cache and SQLite's small page cache resident.
 
-mod config;
 #[cfg(feature = "sca")]
 pub mod command;
+mod config;
 #[cfg(feature = "sca")]
 pub mod db;
 #[cfg(feature = "sca")]

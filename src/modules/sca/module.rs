@@ -45,12 +45,7 @@ pub fn policy_files(config: &ScaConfig) -> Vec<PathBuf> {
             entries
                 .flatten()
                 .map(|e| e.path())
-                .filter(|p| {
-                    matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("yml" | "yaml")
-                    )
-                })
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
                 .collect()
         })
         .unwrap_or_default();
@@ -97,8 +92,8 @@ pub async fn scan_round(
             Duration::from_secs(config.commands_timeout_secs.max(1)),
             config.skip_nfs,
         );
-        let outcome = scan::scan_policy(&info, &mut eval, db, sink, scan_id, config.sync_every_scans)
-            .await?;
+        let outcome =
+            scan::scan_policy(&info, &mut eval, db, sink, scan_id, config.sync_every_scans).await?;
         match &outcome {
             Outcome::Scanned(summary) => {
                 log::info!(

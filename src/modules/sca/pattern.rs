@@ -45,9 +45,12 @@ impl Regex {
     /// `Ok(Some(None))` when it matches without capturing.
     fn first_group(&self, line: &[u8]) -> Result<Option<Option<Vec<u8>>>, MatchError> {
         match self {
-            Regex::Os(re) => Ok(re
-                .captures(line)?
-                .map(|caps| caps.first().copied().flatten().map(|(a, b)| line[a..b].to_vec()))),
+            Regex::Os(re) => Ok(re.captures(line)?.map(|caps| {
+                caps.first()
+                    .copied()
+                    .flatten()
+                    .map(|(a, b)| line[a..b].to_vec())
+            })),
             Regex::Pcre(re) => {
                 let text = String::from_utf8_lossy(line);
                 Ok(re
@@ -80,7 +83,11 @@ enum Op {
 #[derive(Debug, Clone)]
 enum Test {
     Regex(Regex),
-    Numeric { re: Regex, op: Op, value: i64 },
+    Numeric {
+        re: Regex,
+        op: Op,
+        value: i64,
+    },
     Literal(String),
     /// An `r:` regex that does not compile: like Wazuh, it never matches (the policy is at
     /// fault, so this is logged when the rule is compiled).
@@ -241,7 +248,9 @@ fn parse_long(bytes: &[u8]) -> Option<i64> {
         Some(b'+') => (1, &text[1..]),
         _ => (1, text),
     };
-    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     rest[..end].parse::<i64>().ok().map(|n| n * sign)
 }
 
@@ -287,14 +296,23 @@ mod tests {
     fn numeric_without_capture_or_compare_is_undecidable() {
         assert!(matches!(t(r"n:x=\d+ compare > 2", "x=3"), Tri::Invalid(_)));
         assert!(matches!(t(r"n:x=(\d+)", "x=3"), Tri::Invalid(_)));
-        assert!(matches!(t(r"n:x=(\w+) compare > 2", "x=abc"), Tri::Invalid(_)));
+        assert!(matches!(
+            t(r"n:x=(\w+) compare > 2", "x=abc"),
+            Tri::Invalid(_)
+        ));
     }
 
     #[test]
     fn a_failing_minterm_beats_an_undecidable_one() {
         let bad_numeric = r"n:x=\q(\d+) compare > 1";
-        assert_eq!(t(&format!("{bad_numeric} && r:nomatch"), "x=3"), Tri::NotFound);
-        assert!(matches!(t(&format!("{bad_numeric} && r:x"), "x=3"), Tri::Invalid(_)));
+        assert_eq!(
+            t(&format!("{bad_numeric} && r:nomatch"), "x=3"),
+            Tri::NotFound
+        );
+        assert!(matches!(
+            t(&format!("{bad_numeric} && r:x"), "x=3"),
+            Tri::Invalid(_)
+        ));
     }
 
     #[test]

@@ -221,7 +221,9 @@ pub fn hash_file(path: &Path) -> Result<String, String> {
     let mut hasher = Sha256::new();
     let mut buf = [0u8; 4096];
     loop {
-        let n = file.read(&mut buf).map_err(|e| format!("cannot read: {e}"))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read: {e}"))?;
         if n == 0 {
             return Ok(hex::encode(hasher.finalize()));
         }
@@ -379,7 +381,10 @@ mod tests {
             "{HEADER}checks:\n  - id: 1\n    title: t\n    condition: all\n    rules: ['f:$f']\nvariables:\n  $f: /etc/passwd\n"
         );
         let info = validate_text(&text).unwrap();
-        assert_eq!(info.variables, [("$f".to_string(), "/etc/passwd".to_string())]);
+        assert_eq!(
+            info.variables,
+            [("$f".to_string(), "/etc/passwd".to_string())]
+        );
         assert_eq!(info.check_ids, [1]);
     }
 
@@ -395,7 +400,9 @@ mod tests {
         let text = format!(
             "{HEADER}checks:\n  - id: 1\n    title: t\n    condition: all\n    rules: ['x:/a']\n"
         );
-        assert!(validate_text(&text).unwrap_err().contains("unknown rule type"));
+        assert!(validate_text(&text)
+            .unwrap_err()
+            .contains("unknown rule type"));
     }
 
     #[test]
@@ -410,6 +417,9 @@ mod tests {
             "cis".into(),
             Node::Seq(vec![Node::Scalar("1.1".into()), Node::Scalar("1.2".into())]),
         )])]);
-        assert_eq!(compliance(Some(&node)), [("cis".to_string(), "1.1,1.2".to_string())]);
+        assert_eq!(
+            compliance(Some(&node)),
+            [("cis".to_string(), "1.1,1.2".to_string())]
+        );
     }
 }

@@ -197,7 +197,11 @@ mod tests {
         let rule = parse(r"d:/etc/audit/rules.d -> r:\.+.rules$ -> r:-e 2");
         assert!(matches!(
             rule.kind,
-            Kind::Dir { names: Some(NamePattern::Regex(Ok(_))), content: Some(_), .. }
+            Kind::Dir {
+                names: Some(NamePattern::Regex(Ok(_))),
+                content: Some(_),
+                ..
+            }
         ));
     }
 
@@ -216,7 +220,9 @@ mod tests {
             ("$sshd".to_string(), "/wrong".to_string()),
         ];
         let rule = Rule::parse("f:$sshd_file -> r:$sshd", Engine::OsRegex, &vars).unwrap();
-        assert!(matches!(rule.kind, Kind::File { ref paths, .. } if paths == "/etc/ssh/sshd_config"));
+        assert!(
+            matches!(rule.kind, Kind::File { ref paths, .. } if paths == "/etc/ssh/sshd_config")
+        );
     }
 
     #[test]

@@ -26,7 +26,10 @@ pub enum Outcome {
 /// Where check results go: the module's event queue (or a test's collector).
 pub trait Sink {
     /// Sends one event.
-    fn send(&mut self, event: ScaEvent) -> impl std::future::Future<Output = Result<(), ModuleError>>;
+    fn send(
+        &mut self,
+        event: ScaEvent,
+    ) -> impl std::future::Future<Output = Result<(), ModuleError>>;
 }
 
 impl Sink for &ModuleContext {
@@ -105,8 +108,10 @@ pub async fn scan_policy(
         results.push((check.id, label));
         let stored = db.result(policy_id, check.id)?;
         if state.full || stored.as_deref() != Some(label) {
-            sink.send(ScaEvent::Check(check_event(info, check, seen, result, scan_id)))
-                .await?;
+            sink.send(ScaEvent::Check(check_event(
+                info, check, seen, result, scan_id,
+            )))
+            .await?;
             pending.push((results[results.len() - 1].0, label));
         }
         if pending.len() >= STORE_EVERY {
@@ -132,7 +137,11 @@ pub async fn scan_policy(
         failed,
         invalid,
         total_checks: results.len() as u32,
-        score: if scored == 0 { 0 } else { passed * 100 / scored },
+        score: if scored == 0 {
+            0
+        } else {
+            passed * 100 / scored
+        },
         start_time,
         end_time: unix_now(),
         hash,
@@ -191,7 +200,14 @@ pub async fn run_check(
     let mut seen = Inspected::default();
     let condition = match &check.condition {
         Ok(condition) => *condition,
-        Err(why) => return (CheckResult::NotApplicable { reason: why.clone() }, seen),
+        Err(why) => {
+            return (
+                CheckResult::NotApplicable {
+                    reason: why.clone(),
+                },
+                seen,
+            )
+        }
     };
     let rules = match parse_all(&check.rules, info, check.engine(&info.header)) {
         Ok(rules) => rules,

@@ -282,7 +282,8 @@ mod tests {
 
     #[test]
     fn sequence_items_are_read_one_at_a_time() {
-        let (_d, mut r) = reader("a: {x: '1'}\nlist:\n  - id: 1\n    t: \"one\"\n  - id: 2\nz: end\n");
+        let (_d, mut r) =
+            reader("a: {x: '1'}\nlist:\n  - id: 1\n    t: \"one\"\n  - id: 2\nz: end\n");
         assert_eq!(r.next_key().unwrap().as_deref(), Some("a"));
         assert_eq!(r.read_node().unwrap().str_at("x"), Some("1"));
         assert_eq!(r.next_key().unwrap().as_deref(), Some("list"));

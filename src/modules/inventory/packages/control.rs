@@ -116,7 +116,11 @@ impl Reader {
             section: get("Section").to_string(),
             priority: get("Priority").to_string(),
             // dpkg counts KiB; opkg counts bytes.
-            size: if self.tool == Tool::Dpkg { size * 1024 } else { size },
+            size: if self.tool == Tool::Dpkg {
+                size * 1024
+            } else {
+                size
+            },
             source: get("Source").to_string(),
             multiarch: get("Multi-Arch").to_string(),
             install_time,
@@ -126,12 +130,15 @@ impl Reader {
 
     fn dpkg_install_time(&self, name: &str, arch: &str) -> Option<u64> {
         let dir = "/var/lib/dpkg/info";
-        [format!("{dir}/{name}:{arch}.list"), format!("{dir}/{name}.list")]
-            .iter()
-            .find_map(|p| std::fs::metadata(self.root.path(p)).ok())
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
+        [
+            format!("{dir}/{name}:{arch}.list"),
+            format!("{dir}/{name}.list"),
+        ]
+        .iter()
+        .find_map(|p| std::fs::metadata(self.root.path(p)).ok())
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
     }
 }
 

@@ -14,7 +14,10 @@ use gatewatch_proto::inventory::Package;
 /// Where each format keeps its database (first existing path wins per format).
 const DPKG: &[&str] = &["/var/lib/dpkg/status"];
 const OPKG: &[&str] = &["/usr/lib/opkg/status", "/var/lib/opkg/status"];
-const RPM: &[&str] = &["/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite"];
+const RPM: &[&str] = &[
+    "/var/lib/rpm/rpmdb.sqlite",
+    "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+];
 const APK: &[&str] = &["/lib/apk/db/installed"];
 
 /// Every installed package, database after database.

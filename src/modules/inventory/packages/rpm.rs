@@ -66,7 +66,9 @@ impl Reader {
     fn next_page(&mut self) -> Option<()> {
         let conn = self.conn.as_ref()?;
         let rows: Result<Vec<(i64, Vec<u8>)>, rusqlite::Error> = conn
-            .prepare_cached("SELECT hnum, blob FROM Packages WHERE hnum > ?1 ORDER BY hnum LIMIT ?2")
+            .prepare_cached(
+                "SELECT hnum, blob FROM Packages WHERE hnum > ?1 ORDER BY hnum LIMIT ?2",
+            )
             .and_then(|mut stmt| {
                 stmt.query_map(rusqlite::params![self.last, PAGE as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?))

@@ -220,7 +220,7 @@ fn only_differences_are_sent() {
     copy_tree(&fixture_root(), &root);
     let config = config_for(&root);
     let mut state = State::open(&dir.path().join("inventory.db")).unwrap();
-    let mut scan = |state: &mut State| {
+    let scan = |state: &mut State| {
         let mut sink = Collected::default();
         let report = smol::block_on(scan::scan(&config, state, &mut sink)).unwrap();
         (report, sink.0)

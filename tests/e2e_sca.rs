@@ -343,7 +343,7 @@ fn check_events_only_on_change() {
     write_policy(&config.policies_dir, &files);
     let mut db = StateDb::open(&dir.path().join("sca.db")).unwrap();
     let memory = memory();
-    let mut round = |db: &mut StateDb| {
+    let round = |db: &mut StateDb| {
         let mut sink = Collected::default();
         smol::block_on(scan_round(&config, &memory, db, &mut sink)).unwrap();
         sink.0

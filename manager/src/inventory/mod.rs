@@ -69,7 +69,7 @@ pub(crate) fn apply(
         return Ok(());
     }
     let event = match serde_json::from_str::<Payload>(payload_json) {
-        Ok(Payload::Inventory(event)) => event,
+        Ok(Payload::Inventory(event)) => *event,
         Ok(_) => return Ok(()),
         Err(e) => return Err(format!("undecodable inventory payload: {e}")),
     };

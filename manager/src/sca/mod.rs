@@ -58,7 +58,7 @@ pub(crate) fn apply(
         return Ok(());
     }
     let event = match serde_json::from_str::<Payload>(payload_json) {
-        Ok(Payload::Sca(event)) => event,
+        Ok(Payload::Sca(event)) => *event,
         Ok(_) => return Ok(()),
         Err(e) => return Err(format!("undecodable SCA payload: {e}")),
     };

@@ -32,10 +32,10 @@ impl Inventory {
                 .iter()
                 .map(|(_, r)| r.added + r.modified + r.removed)
                 .sum();
+            let rows: u64 = report.tables.iter().map(|(_, r)| r.rows).sum();
             log::info!(
-                "inventory: scan done in {:?}: {} changes{}",
-                started.elapsed(),
-                changed,
+                "inventory: scan done in {} ms: {rows} rows, {changed} changes{}",
+                started.elapsed().as_millis(),
                 if report.full {
                     " (full snapshot sent)"
                 } else {

@@ -25,7 +25,7 @@ pub trait Sink {
 
 impl Sink for &ModuleContext {
     async fn send(&mut self, event: InventoryEvent) -> Result<(), ModuleError> {
-        ModuleContext::send(self, Payload::Inventory(event)).await
+        ModuleContext::send(self, Payload::Inventory(Box::new(event))).await
     }
 }
 

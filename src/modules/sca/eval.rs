@@ -335,6 +335,8 @@ fn dir_exists(dir: &str) -> Tri {
     }
 }
 
+// `f_type` is i64 on x86_64 but a 32-bit type on ARM: the cast is needed there.
+#[allow(clippy::unnecessary_cast)]
 fn is_nfs(dir: &str) -> bool {
     rustix::fs::statfs(Path::new(dir)).is_ok_and(|s| s.f_type as i64 == NFS_SUPER_MAGIC)
 }

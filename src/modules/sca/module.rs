@@ -92,13 +92,16 @@ pub async fn scan_round(
             Duration::from_secs(config.commands_timeout_secs.max(1)),
             config.skip_nfs,
         );
+        let started = std::time::Instant::now();
         let outcome =
             scan::scan_policy(&info, &mut eval, db, sink, scan_id, config.sync_every_scans).await?;
         match &outcome {
             Outcome::Scanned(summary) => {
                 log::info!(
-                    "sca: {} scanned: {} passed, {} failed, {} not applicable",
+                    "sca: {} scanned in {} ms: {} checks, {} passed, {} failed, {} not applicable",
                     summary.policy_id,
+                    started.elapsed().as_millis(),
+                    summary.total_checks,
                     summary.passed,
                     summary.failed,
                     summary.invalid

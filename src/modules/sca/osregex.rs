@@ -60,7 +60,7 @@ impl Class {
             Class::NotWord => !word(b),
             Class::NotSpace => b != b' ',
             Class::Any => true,
-            Class::Byte(c) => b.to_ascii_lowercase() == c.to_ascii_lowercase(),
+            Class::Byte(c) => b.eq_ignore_ascii_case(&c),
         }
     }
 }
@@ -117,6 +117,9 @@ impl std::fmt::Display for CompileError {
         }
     }
 }
+
+/// Byte ranges of the capture groups of a match (`None` for a group that did not take part).
+pub type Captures = Vec<Option<(usize, usize)>>;
 
 /// Why a match could not be decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,10 +202,7 @@ impl OsRegex {
 
     /// The first match's capture groups (byte ranges of `subject`; `None` for a group that did
     /// not take part), or `None` when nothing matches.
-    pub fn captures(
-        &self,
-        subject: &[u8],
-    ) -> Result<Option<Vec<Option<(usize, usize)>>>, MatchError> {
+    pub fn captures(&self, subject: &[u8]) -> Result<Option<Captures>, MatchError> {
         let mut steps = 0u32;
         for alt in &self.alternatives {
             let last_start = if alt.begin { 0 } else { subject.len() };

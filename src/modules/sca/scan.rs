@@ -34,7 +34,7 @@ pub trait Sink {
 
 impl Sink for &ModuleContext {
     async fn send(&mut self, event: ScaEvent) -> Result<(), ModuleError> {
-        ModuleContext::send(self, Payload::Sca(event)).await
+        ModuleContext::send(self, Payload::Sca(Box::new(event))).await
     }
 }
 
@@ -137,11 +137,7 @@ pub async fn scan_policy(
         failed,
         invalid,
         total_checks: results.len() as u32,
-        score: if scored == 0 {
-            0
-        } else {
-            passed * 100 / scored
-        },
+        score: (passed * 100).checked_div(scored).unwrap_or(0),
         start_time,
         end_time: unix_now(),
         hash,

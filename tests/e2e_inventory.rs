@@ -118,6 +118,13 @@ fn ports_map_to_processes() {
     );
 }
 
+fn pids_in_proc() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 #[test]
 fn processes_match_proc() {
     let mut child = std::process::Command::new("sleep")
@@ -125,10 +132,7 @@ fn processes_match_proc() {
         .spawn()
         .unwrap();
     let me = std::process::id();
-    let listed_before: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let listed_before = pids_in_proc();
     let procs: Vec<_> = processes::Processes::new(&Root::new("/")).collect();
     let _ = child.kill();
     let _ = child.wait();
@@ -161,11 +165,13 @@ fn processes_match_proc() {
     assert_eq!(own.euser, user);
     assert!(own.start_time > 1_600_000_000, "start time is a Unix time");
     let collected: Vec<u32> = procs.iter().map(|p| p.pid).collect();
-    let missing = listed_before
+    // Every process that lived through the whole collection was listed.
+    let listed_after = pids_in_proc();
+    let missing: Vec<_> = listed_before
         .iter()
-        .filter(|p| !collected.contains(p))
-        .count();
-    assert!(missing <= 3, "{missing} processes of /proc were not listed");
+        .filter(|p| listed_after.contains(p) && !collected.contains(p))
+        .collect();
+    assert!(missing.is_empty(), "in /proc but not listed: {missing:?}");
 }
 
 #[test]

@@ -69,9 +69,10 @@ pub fn split_args(line: &str) -> Vec<String> {
 
 /// Runs `line` with a timeout; output is charged to `memory` and refused past its budget.
 pub async fn run(line: &str, timeout: Duration, memory: &MemoryAccount) -> CommandOutput {
-    // Drive the reaper ourselves while the child lives (see the module comment).
+    // Drive the reaper ourselves while the child lives (see the module comment). The driver is
+    // polled first, so it is registered before the child is spawned.
     let driver = async { match async_process::driver().await {} };
-    run_child(line, timeout, memory).or(driver).await
+    driver.or(run_child(line, timeout, memory)).await
 }
 
 async fn run_child(line: &str, timeout: Duration, memory: &MemoryAccount) -> CommandOutput {
@@ -193,6 +194,22 @@ mod tests {
     fn missing_program_is_a_failure() {
         let out = smol::block_on(run("/nonexistent/x", Duration::from_secs(10), &memory()));
         assert!(matches!(out, CommandOutput::Failed(ref why) if why.contains("Invalid path")));
+    }
+
+    #[test]
+    fn commands_leave_no_reaper_thread() {
+        for _ in 0..3 {
+            smol::block_on(run("true", Duration::from_secs(10), &memory()));
+        }
+        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+        let names: Vec<String> = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.trim_end() == "async-process"),
+            "{names:?}"
+        );
     }
 
     #[test]

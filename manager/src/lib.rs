@@ -27,8 +27,10 @@ mod config;
 mod conn;
 mod enroll;
 mod error;
+mod inventory;
 mod model;
 mod receiver;
+mod sca;
 mod server;
 mod sessions;
 mod store;
@@ -49,7 +51,9 @@ pub use config::{
     DEFAULT_API_PORT, DEFAULT_ENROLL_PORT, DEFAULT_EVENTS_PORT, PASSWORD_ENV, USAGE,
 };
 pub use error::ManagerError;
+pub use inventory::{Items, Query, QueryError, SyncState};
 pub use model::{AgentRecord, AgentStatus, NotConnected, RegisterRefused, Registered, StoredEvent};
+pub use sca::ScaSyncState;
 
 use server::{accept_loop, Context};
 use sessions::Sessions;

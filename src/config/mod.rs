@@ -236,4 +236,8 @@ pub enum WhenFull {
 pub struct ModulesConfig {
     /// `[modules.generator]`
     pub generator: crate::modules::generator::GeneratorConfig,
+    /// `[modules.inventory]`
+    pub inventory: crate::modules::inventory::InventoryConfig,
+    /// `[modules.sca]`
+    pub sca: crate::modules::sca::ScaConfig,
 }

@@ -140,6 +140,9 @@ impl Db {
         conn.execute_batch(SCHEMA)
             .map_err(err("cannot create the schema"))?;
         super::registry::migrate(&conn)?;
+        conn.execute_batch(crate::inventory::SCHEMA)
+            .and_then(|()| conn.execute_batch(crate::sca::SCHEMA))
+            .map_err(err("cannot create the inventory and SCA schema"))?;
         conn.execute("UPDATE agents SET connected = 0 WHERE connected <> 0", [])
             .map_err(err("cannot reset sessions"))?;
         Ok(Db {
@@ -147,6 +150,11 @@ impl Db {
             feed,
             stopping: false,
         })
+    }
+
+    /// The connection, for the inventory and SCA queries (store thread only).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Name and key of an agent, if it is registered.
@@ -257,6 +265,13 @@ impl Db {
                     ])
                     .map_err(err("cannot insert an event"))?;
                 if added == 1 {
+                    // Inventory and SCA state follow their events, in the same transaction.
+                    for apply in [crate::inventory::apply, crate::sca::apply] {
+                        if let Err(why) = apply(&tx, agent_id, &e.kind, &e.payload_json, e.time_ms)
+                        {
+                            log::warn!("agent {agent_id}: event {}: {why}", e.seq);
+                        }
+                    }
                     fresh.push(StoredEvent {
                         agent_id,
                         agent_name: agent_name.to_string(),

@@ -66,13 +66,13 @@ setup() {
   [ -f "$file" ] || die "unknown target '$1': no $file (known: $(cd "$root/targets" && ls -- *.env | sed 's/\.env$//' | tr '\n' ' '))"
   # shellcheck source=/dev/null
   . "$file"
-  ensure_apt qemu-user-static
+  [ -z "$TARGET_QEMU" ] || ensure_apt qemu-user-static
   ensure_rust
   ensure_zig
   # The runner and flags for this target only (RUSTFLAGS would also reach build scripts' hosts).
   local var
   var=$(printf '%s' "$TARGET_TRIPLE" | tr '[:lower:]-' '[:upper:]_')
-  export "CARGO_TARGET_${var}_RUNNER=$TARGET_QEMU"
+  [ -z "$TARGET_QEMU" ] || export "CARGO_TARGET_${var}_RUNNER=$TARGET_QEMU"
   export "CARGO_TARGET_${var}_RUSTFLAGS=$TARGET_RUSTFLAGS"
   if [ "$TARGET_BUILD_STD" = yes ]; then
     # Build std from source on the stable toolchain; its artifacts live in a target dir of their

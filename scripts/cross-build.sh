@@ -63,7 +63,7 @@ ensure_zig() {
 # Loads targets/<target>.env and installs the tools for it.
 setup() {
   local file="$root/targets/$1.env"
-  [ -f "$file" ] || die "unknown target '$1': no $file (known: $(cd "$root/targets" && ls -- *.env | sed 's/\.env$//' | tr '\n' ' '))"
+  [ -f "$file" ] || die "unknown target '$1': no $file (known: $(cd "$root/targets" && printf '%s ' *.env))"
   # shellcheck source=/dev/null
   . "$file"
   [ -z "$TARGET_QEMU" ] || ensure_apt qemu-user-static

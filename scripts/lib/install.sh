@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the scripts in scripts/: install missing Debian packages, idempotently.
 # Source it; it defines ensure_apt and never runs anything by itself.
 
@@ -18,10 +19,10 @@ ensure_apt() {
   fi
   if [ "$GATEWATCH_APT_UPDATED" = no ]; then
     echo "apt-get update (to install ${missing[*]})" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
     GATEWATCH_APT_UPDATED=yes
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # Creates (or reuses) a Python venv at $1 holding exactly the pip requirements "${@:2}".

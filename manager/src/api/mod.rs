@@ -10,6 +10,10 @@
 //! PUT  /agents/{id}/restart              restart one agent
 //! GET  /agents/{id}/key                  an agent's registration key
 //! GET  /agents/summary/status            counts by status
+//! GET  /syscollector/{id}/{kind}          inventory: os, hardware, packages, processes, ports,
+//!                                        netiface, netaddr
+//! GET  /sca/{id}                          SCA policies with their last scan's counts
+//! GET  /sca/{id}/checks/{policy_id}       the checks of one policy
 //! GET  /openapi.yaml                     the OpenAPI document of this API (no token needed)
 //! ```
 //!
@@ -19,6 +23,7 @@
 
 mod agents;
 mod auth;
+mod collection;
 mod filter;
 mod http;
 mod jwt;
@@ -27,6 +32,8 @@ mod qlang;
 mod query;
 mod register;
 mod reply;
+mod sca;
+mod syscollector;
 pub(crate) mod view;
 
 use std::net::{IpAddr, SocketAddr};
@@ -198,6 +205,11 @@ enum Route {
     AgentsSummary,
     AgentRestart(String),
     AgentKey(String),
+    /// Agent id and sub-resource (one of `syscollector::kind`).
+    Syscollector(String, &'static str),
+    ScaPolicies(String),
+    /// Agent id and policy id.
+    ScaChecks(String, String),
 }
 
 impl Route {
@@ -213,13 +225,26 @@ impl Route {
             ["agents", "summary", "status"] => Route::AgentsSummary,
             ["agents", id, "restart"] if !id.is_empty() => Route::AgentRestart(id.to_string()),
             ["agents", id, "key"] if !id.is_empty() => Route::AgentKey(id.to_string()),
+            ["syscollector", id, kind] if !id.is_empty() => {
+                Route::Syscollector(id.to_string(), syscollector::kind(kind)?)
+            }
+            ["sca", id] if !id.is_empty() => Route::ScaPolicies(id.to_string()),
+            ["sca", id, "checks", policy] if !id.is_empty() && !policy.is_empty() => {
+                Route::ScaChecks(id.to_string(), policy.to_string())
+            }
             _ => return None,
         })
     }
 
     fn methods(&self) -> &'static [&'static str] {
         match self {
-            Route::Root | Route::OpenApi | Route::AgentsSummary | Route::AgentKey(_) => &["GET"],
+            Route::Root
+            | Route::OpenApi
+            | Route::AgentsSummary
+            | Route::AgentKey(_)
+            | Route::Syscollector(..)
+            | Route::ScaPolicies(_)
+            | Route::ScaChecks(..) => &["GET"],
             Route::Login => &["GET", "POST"],
             Route::Agents => &["GET", "POST", "DELETE"],
             Route::AgentsInsert => &["POST"],
@@ -270,6 +295,9 @@ async fn handle(
         (Route::AgentRestart(id), _) => agents::restart_one(&call, id).await,
         (Route::AgentKey(id), _) => agents::key(&call, id).await,
         (Route::AgentsSummary, _) => agents::summary(&call).await,
+        (Route::Syscollector(id, kind), _) => syscollector::get(&call, id, kind).await,
+        (Route::ScaPolicies(id), _) => sca::policies(&call, id).await,
+        (Route::ScaChecks(id, policy), _) => sca::checks(&call, id, policy).await,
         (Route::OpenApi, _) => Err(ApiError::not_found()),
     }
 }
@@ -336,6 +364,16 @@ mod tests {
         assert_eq!(Route::of("/agents//key"), None);
         assert_eq!(Route::of("/agents/"), None);
         assert_eq!(Route::of("/nope"), None);
+        assert_eq!(
+            Route::of("/syscollector/001/ports"),
+            Some(Route::Syscollector("001".into(), "ports"))
+        );
+        assert_eq!(Route::of("/syscollector/001/nope"), None);
+        assert_eq!(
+            Route::of("/sca/001/checks/cis"),
+            Some(Route::ScaChecks("001".into(), "cis".into()))
+        );
+        assert_eq!(Route::of("/sca/001/checks/"), None);
         assert_eq!(Route::of("agents"), None);
     }
 }

@@ -144,6 +144,10 @@ pub(crate) fn describe(code: u32) -> (&'static str, Option<&'static str>) {
         1725 => ("Error registering a new agent", None),
         1731 => ("Agent is not eligible for the action to be performed", None),
         1738 => ("Agent name is too long. Max length allowed for agent name is 128", None),
+        2007 => (
+            "Error retrieving data from Wazuh DB",
+            Some("The agent has never connected, so it has not sent this information"),
+        ),
         6000 => (
             "Limit of login attempts reached. The current IP has been blocked due to a high number of login attempts",
             None,

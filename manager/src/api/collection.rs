@@ -75,7 +75,10 @@ impl Spec {
             out.offset = q.integer("offset", 0, 0, u64::from(u32::MAX))? as usize;
             out.limit = q.integer("limit", DEFAULT_LIMIT as u64, 1, MAX_LIMIT)? as usize;
             out.sort = self.sort(q.get("sort").unwrap_or(""))?;
-            out.search = q.get("search").filter(|s| !s.is_empty()).map(str::to_string);
+            out.search = q
+                .get("search")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
         }
         for name in self.filters {
             if let Some(value) = q.get(name) {

@@ -110,11 +110,7 @@ pub(super) async fn policies(call: &Call<'_>, id: &str) -> Result<Response, ApiE
 
 /// `GET /sca/{agent_id}/checks/{policy_id}`. A policy the agent does not have has no checks (an
 /// empty list, as in Wazuh).
-pub(super) async fn checks(
-    call: &Call<'_>,
-    id: &str,
-    policy: &str,
-) -> Result<Response, ApiError> {
+pub(super) async fn checks(call: &Call<'_>, id: &str, policy: &str) -> Result<Response, ApiError> {
     let query = CHECKS.read(call.query)?;
     let id = agent_id(id)?;
     let policy = policy_id(policy)?;

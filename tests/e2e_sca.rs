@@ -1,5 +1,5 @@
 //! SCA end to end: Wazuh's own policies, rule semantics on fixtures, change-only events, and
-//! results reaching the manager.
+//! results reaching the manager and served by its REST API (`GET /sca/...`, through curl).
 
 mod module_support;
 
@@ -12,9 +12,10 @@ use gatewatch::modules::sca::scan::{run_check, Sink};
 use gatewatch::modules::sca::{scan_round, ScaConfig, Tri};
 use gatewatch::runtime::budget::account_for;
 use gatewatch::runtime::{MemoryAccount, ModuleError};
-use gatewatch_manager::Query;
+use gatewatch_manager::{ApiOptions, ManagerOptions, Query};
 use gatewatch_proto::sca::{CheckResult, ScaEvent, ScaSummary};
-use module_support::{start_manager, wait_for, Agent};
+use module_support::{wait_for, Agent};
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -374,6 +375,73 @@ fn check_events_only_on_change() {
     assert_ne!(summary_of(&third).hash, s1.hash);
 }
 
+/// The manager's REST API through the real `curl`, as operators call it.
+struct Api {
+    url: String,
+    ca: PathBuf,
+    token: String,
+}
+
+impl Api {
+    /// Logs in as the admin the manager created at its first start.
+    fn login(manager: &gatewatch_manager::ManagerHandle) -> Api {
+        let url = format!("https://{}", manager.api_addr().expect("the API is served"));
+        let ca = manager.ca_pem_path();
+        let admin = manager
+            .api_credentials()
+            .expect("first start creates the admin");
+        let user = format!("{}:{}", admin.user, admin.password);
+        let login = format!("{url}/security/user/authenticate?raw=true");
+        let (status, token) = curl(&ca, &["-u", &user, "-X", "POST", &login]);
+        assert_eq!(status, 200, "login: {token}");
+        Api { url, ca, token }
+    }
+
+    /// `GET path` with the token, or without when `token` is false: (status, JSON body).
+    fn get(&self, path: &str, token: bool) -> (u16, Value) {
+        let url = format!("{}{path}", self.url);
+        let bearer = format!("Authorization: Bearer {}", self.token);
+        let mut args = vec![url.as_str()];
+        if token {
+            args.extend(["-H", &bearer]);
+        }
+        let (status, body) = curl(&self.ca, &args);
+        let json = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"));
+        (status, json)
+    }
+
+    /// `GET path` that must answer 200 with `error` 0: its `data`.
+    fn data(&self, path: &str) -> Value {
+        let (status, body) = self.get(path, true);
+        assert_eq!(
+            (status, &body["error"]),
+            (200, &json!(0)),
+            "GET {path}: {body}"
+        );
+        body["data"].clone()
+    }
+}
+
+/// Runs curl against the manager (verified with its CA) and returns (HTTP status, body).
+fn curl(ca: &std::path::Path, args: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(ca)
+        .args(["-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl must be installed (apt-get install curl)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.trim().parse().unwrap_or(0), body.to_string())
+}
+
 #[test]
 fn sca_endpoints_return_results() {
     let dir = tempfile::tempdir().unwrap();
@@ -387,26 +455,34 @@ fn sca_endpoints_return_results() {
         "/etc/sca/gatewatch_iot_gateway.yml"
     ));
     std::fs::copy(&iot, policies.join("gatewatch_iot_gateway.yml")).unwrap();
-    let manager = start_manager(&dir.path().join("manager"), 0, 0);
+    let mut opts = ManagerOptions::new(dir.path().join("manager"));
+    opts.listen_addr = "127.0.0.1".parse().unwrap();
+    opts.names = vec!["127.0.0.1".into()];
+    opts.events_port = 0;
+    opts.enroll_port = 0;
+    opts.api = Some(ApiOptions {
+        port: 0,
+        ..ApiOptions::default()
+    });
+    let manager = gatewatch_manager::start(opts).expect("start the manager");
+    let api = Api::login(&manager);
     let modules = format!(
         "[modules.sca]\nenabled = true\npolicies_dir = \"{}\"\n",
         policies.display()
     );
     let agent = Agent::start(&dir.path().join("agent"), &manager, &modules);
     let id = agent.wait_enrolled();
+    let agent_path = format!("/sca/{id:03}");
     let listed = wait_for(
         Duration::from_secs(90),
         "SCA policies at the manager",
         || {
-            let page = manager.sca_policies(id).ok()?;
-            (page.total == 2).then_some(page)
+            let data = api.data(&agent_path);
+            (data["total_affected_items"] == 2).then_some(data)
         },
     );
-    let test = listed
-        .items
-        .iter()
-        .find(|p| p["policy_id"] == "gw_test")
-        .unwrap();
+    let items = listed["affected_items"].as_array().unwrap();
+    let test = items.iter().find(|p| p["policy_id"] == "gw_test").unwrap();
     assert_eq!(
         (
             test["pass"].as_u64(),
@@ -423,12 +499,18 @@ fn sca_endpoints_return_results() {
     );
     assert!(test["hash_file"].as_str().is_some_and(|h| h.len() == 64));
     assert!(test["end_scan"].as_str().is_some_and(|t| t.ends_with('Z')));
+    // The query function answers the same as the endpoint.
+    assert_eq!(manager.sca_policies(id).unwrap().total, 2);
 
-    let checks = manager
-        .sca_checks(id, "gw_test", &Query::default())
-        .unwrap();
-    assert_eq!(checks.total, 3);
-    let telnet = &checks.items[0];
+    let named = api.data(&format!("{agent_path}?name=Test%20policy&select=score"));
+    assert_eq!(
+        named["affected_items"],
+        json!([{"policy_id": "gw_test", "score": 50}])
+    );
+
+    let checks = api.data(&format!("{agent_path}/checks/gw_test"));
+    assert_eq!(checks["total_affected_items"], 3);
+    let telnet = &checks["affected_items"][0];
     assert_eq!(
         (telnet["id"].as_u64(), telnet["result"].as_str()),
         (Some(91001), Some("failed"))
@@ -436,32 +518,52 @@ fn sca_endpoints_return_results() {
     assert_eq!(telnet["compliance"][0]["key"], "cis");
     assert_eq!(telnet["rules"][0]["type"], "file");
     assert!(telnet["file"].as_str().unwrap().ends_with("app.conf"));
-    let missing = &checks.items[2];
+    let missing = &checks["affected_items"][2];
     assert_eq!(missing["result"], "not applicable");
     assert!(missing["reason"].as_str().unwrap().contains("missing"));
-    let failed = Query {
+    let failed = api.data(&format!("{agent_path}/checks/gw_test?result=failed"));
+    assert_eq!(failed["total_affected_items"], 1);
+    let failed_query = Query {
         filters: vec![("result".into(), "failed".into())],
         ..Query::default()
     };
-    assert_eq!(manager.sca_checks(id, "gw_test", &failed).unwrap().total, 1);
+    assert_eq!(
+        manager
+            .sca_checks(id, "gw_test", &failed_query)
+            .unwrap()
+            .total,
+        1
+    );
+    let paged = api.data(&format!("{agent_path}/checks/gw_test?sort=-id&limit=1"));
+    assert_eq!(paged["total_affected_items"], 3);
+    assert_eq!(paged["affected_items"][0]["id"], 91003);
     let in_sync = manager.sca_sync(id, "gw_test").unwrap().unwrap();
     assert!(in_sync.in_sync, "the manager's results hash as the agent's");
 
-    let iot = listed
-        .items
+    let iot = items
         .iter()
         .find(|p| p["policy_id"] == "gatewatch_iot_gateway")
         .unwrap();
     let total = iot["total_checks"].as_u64().unwrap();
     assert!(total >= 60, "{total} checks");
-    let iot_checks = manager
-        .sca_checks(id, "gatewatch_iot_gateway", &Query::default())
-        .unwrap();
-    assert_eq!(iot_checks.total, total);
+    let iot_checks = api.data(&format!(
+        "{agent_path}/checks/gatewatch_iot_gateway?limit=1000"
+    ));
+    assert_eq!(iot_checks["total_affected_items"], total);
+    assert_eq!(
+        iot_checks["affected_items"].as_array().unwrap().len() as u64,
+        total
+    );
+
+    let (status, unknown) = api.get("/sca/999", true);
+    assert_eq!((status, &unknown["error"]), (200, &json!(1)), "{unknown}");
+    assert_eq!(unknown["data"]["failed_items"][0]["error"]["code"], 1701);
     assert!(matches!(
         manager.sca_policies(999),
         Err(gatewatch_manager::QueryError::UnknownAgent(999))
     ));
+    let (status, _) = api.get(&agent_path, false);
+    assert_eq!(status, 401, "a token is needed");
 }
 
 #[test]

@@ -72,7 +72,7 @@ fn fixture(dir: &std::path::Path) -> Fixture {
         architecture: "aarch64".into(),
         ..OsInfo::default()
     });
-    let records = vec![
+    let records = [
         delta(1, "os", os),
         delta(1, "tcp:22", port(22, "tcp", "dropbear")),
         delta(1, "tcp:1883", port(1883, "tcp", "mosquitto")),

@@ -232,4 +232,8 @@ pub enum WhenFull {
 pub struct ModulesConfig {
     /// `[modules.generator]`
     pub generator: crate::modules::generator::GeneratorConfig,
+    /// `[modules.logcollector]`
+    pub logcollector: crate::modules::logcollector::LogCollectorConfig,
+    /// `[modules.command]`
+    pub command: crate::modules::command::CommandConfig,
 }

@@ -1,0 +1,475 @@
+//! One tailed path: the file at the path now, plus rotated files still being read to their end.
+//!
+//! Rotation cases, and what is done:
+//! - rename + create, delete + re-create, symlink swap: the path names another file; the old one
+//!   (still open) is read to its end, then closed after [`DRAIN_GRACE`] without new data, while
+//!   the new one is read from its start;
+//! - copytruncate: the file is shorter than what was read, or its head changed; the rest of the
+//!   old content is read from the copy beside it (found by the fingerprint of its head), then the
+//!   truncated file from its start.
+//!
+//! A file's `committed` offset moves only when the spool took an event ending there, and the
+//! cursor sent with each event lists every open file of the path, so a restart resumes each.
+
+use super::framer::{Entry, FrameSpec, Framer};
+use super::lines::{final_line, read_lines, Line, LineState};
+use super::position::{self, Identity, Position, MAX_POSITIONS};
+use super::watch::Watcher;
+use crate::runtime::MemoryAccount;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a rotated file is kept open after its last new data (a writer may still finish a
+/// line in it before reopening the new file).
+pub const DRAIN_GRACE: Duration = Duration::from_millis(1000);
+/// Sibling files looked at when searching for a rotated or copied file.
+const MAX_SIBLINGS: usize = 1000;
+
+/// An open file of a tailed path.
+pub struct OpenFile {
+    file: File,
+    identity: Identity,
+    /// After the last byte that made an accepted event.
+    committed: u64,
+    lines: LineState,
+    framer: Framer,
+    wd: Option<i32>,
+    /// This is the file the path names now.
+    at_path: bool,
+    /// For a rotated file: when it last gave data.
+    idle_since: Option<Instant>,
+    /// Written to since the last read (or not yet read to its end).
+    pub dirty: bool,
+}
+
+impl OpenFile {
+    fn open(
+        file: File,
+        offset: u64,
+        spec: &FrameSpec,
+        watcher: &Watcher,
+        path: &Path,
+    ) -> std::io::Result<OpenFile> {
+        let identity = Identity::of(&file)?;
+        Ok(OpenFile {
+            file,
+            identity,
+            committed: offset,
+            lines: LineState::at(offset),
+            framer: spec.framer(),
+            wd: watcher.watch_file(path).ok(),
+            at_path: true,
+            idle_since: None,
+            dirty: true,
+        })
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            identity: self.identity,
+            offset: self.committed,
+        }
+    }
+
+    fn same_inode(&self, meta: &std::fs::Metadata) -> bool {
+        self.identity.dev == meta.dev() && self.identity.ino == meta.ino()
+    }
+
+    /// Moves the file aside: the path names another file now.
+    fn retire_from_path(&mut self) {
+        if self.at_path {
+            self.at_path = false;
+            self.idle_since = Some(Instant::now());
+            self.dirty = true;
+        }
+    }
+}
+
+/// Where to start reading a path seen for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At its end (only lines written from now on).
+    End,
+    /// At its start.
+    Beginning,
+}
+
+/// A tailed path and its open files (oldest first).
+pub struct Tail {
+    /// The path.
+    pub path: PathBuf,
+    /// Its cursor key (the path as text).
+    pub key: String,
+    /// Index of its source in the configuration.
+    pub source: usize,
+    /// Open files, oldest first; the last one may be the file at the path.
+    pub files: Vec<OpenFile>,
+    /// The path must be looked at again (a directory event named it).
+    pub check_path: bool,
+}
+
+/// What a read turn produced: entries of file `index`.
+pub struct Batch {
+    pub index: usize,
+    pub entries: Vec<Entry>,
+    pub bytes: usize,
+}
+
+impl Tail {
+    /// A tail with no open file yet.
+    pub fn new(path: PathBuf, source: usize) -> Tail {
+        Tail {
+            key: path.to_string_lossy().into_owned(),
+            path,
+            source,
+            files: Vec::new(),
+            check_path: true,
+        }
+    }
+
+    /// Opens the path for the first time: at `start`, or where `cursor` says.
+    pub fn open(
+        &mut self,
+        cursor: Option<Vec<Position>>,
+        start: Start,
+        spec: &FrameSpec,
+        watcher: &Watcher,
+    ) -> std::io::Result<()> {
+        if let Some(positions) = cursor {
+            for p in positions {
+                match self.find(&p)? {
+                    Some((file, at_path)) => {
+                        let mut open = OpenFile::open(file, p.offset, spec, watcher, &self.path)?;
+                        if !at_path {
+                            open.wd = None;
+                            open.retire_from_path();
+                        }
+                        self.files.push(open);
+                    }
+                    None => log::warn!(
+                        "{}: a file read before the restart is gone; what it held after offset {} \
+                         is lost",
+                        self.path.display(),
+                        p.offset
+                    ),
+                }
+            }
+            // Whatever the path names now and is not one of those is a successor: from its start.
+            self.refresh(spec, watcher, Start::Beginning)?;
+            return Ok(());
+        }
+        self.refresh(spec, watcher, start)
+    }
+
+    /// Finds the file of a stored position: at the path, or beside it (renamed or copied).
+    fn find(&self, p: &Position) -> std::io::Result<Option<(File, bool)>> {
+        if let Ok(file) = File::open(&self.path) {
+            let meta = file.metadata()?;
+            if meta.dev() == p.identity.dev
+                && meta.ino() == p.identity.ino
+                && meta.len() >= p.offset
+                && p.identity.same_head(&file, meta.len())?
+            {
+                return Ok(Some((file, true)));
+            }
+        }
+        Ok(find_sibling(&self.path, &p.identity, p.offset, None)?.map(|f| (f, false)))
+    }
+
+    /// Looks at what the path names now and follows rotations.
+    pub fn refresh(
+        &mut self,
+        spec: &FrameSpec,
+        watcher: &Watcher,
+        start: Start,
+    ) -> std::io::Result<()> {
+        self.check_path = false;
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(meta) if meta.is_file() => meta,
+            _ => {
+                // Gone (deleted, or renamed without a successor yet).
+                for f in &mut self.files {
+                    f.retire_from_path();
+                }
+                return Ok(());
+            }
+        };
+        if let Some(current) = self.files.iter_mut().find(|f| f.at_path) {
+            if current.same_inode(&meta) {
+                return Ok(());
+            }
+            current.retire_from_path();
+        }
+        if let Some(i) = self.files.iter().position(|f| f.same_inode(&meta)) {
+            // Swapped back to a file still open: it is the current one again.
+            let mut back = self.files.remove(i);
+            back.at_path = true;
+            back.idle_since = None;
+            self.files.push(back);
+            return Ok(());
+        }
+        if self.files.len() >= MAX_POSITIONS {
+            // Too many rotated files still being read: look again once one is done.
+            self.check_path = true;
+            return Ok(());
+        }
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let offset = match start {
+            Start::End => file.metadata()?.len(),
+            Start::Beginning => 0,
+        };
+        let open = OpenFile::open(file, offset, spec, watcher, &self.path)?;
+        self.files.push(open);
+        Ok(())
+    }
+
+    /// Marks files with watch `wd` as written to; returns whether one had it.
+    pub fn touch(&mut self, wd: i32) -> bool {
+        let mut found = false;
+        for f in &mut self.files {
+            if f.wd == Some(wd) {
+                f.dirty = true;
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// Whether there is reading (or path checking) to do now.
+    pub fn has_work(&self) -> bool {
+        self.check_path || self.files.iter().any(|f| f.dirty)
+    }
+
+    /// The cursor bytes with file `index` at `offset` and the others at their committed offsets.
+    pub fn cursor(&self, index: usize, offset: u64) -> Vec<u8> {
+        let positions: Vec<Position> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let mut p = f.position();
+                if i == index {
+                    p.offset = offset;
+                }
+                p
+            })
+            .collect();
+        position::encode(&positions)
+    }
+
+    /// Records that the spool took the entry of file `index` ending at `end`.
+    pub fn commit(&mut self, index: usize, end: u64) {
+        if let Some(f) = self.files.get_mut(index) {
+            f.committed = end;
+        }
+    }
+
+    /// Reads one chunk from the oldest file with data (rotated files first). `None` when no file
+    /// has anything to read now.
+    pub fn read(
+        &mut self,
+        spec: &FrameSpec,
+        buf: &mut [u8],
+        max_line: usize,
+        memory: &MemoryAccount,
+    ) -> std::io::Result<Option<Batch>> {
+        for index in 0..self.files.len() {
+            if !self.files[index].dirty {
+                continue;
+            }
+            if self.files[index].at_path {
+                self.check_truncation(index, spec)?;
+            }
+            let f = &mut self.files[index];
+            let before = f.lines;
+            let mut lines: Vec<Line> = Vec::new();
+            let n = read_lines(&f.file, &mut f.lines, buf, max_line, &mut lines)?;
+            if n == 0 || f.lines == before {
+                // At the end (or only an unfinished line): nothing more until the next write.
+                f.dirty = false;
+            }
+            if f.identity.head_incomplete() && f.lines.next > f.identity.head_len as u64 {
+                f.identity = Identity::of(&f.file)?;
+            }
+            if !lines.is_empty() {
+                if !f.at_path {
+                    f.idle_since = Some(Instant::now());
+                }
+                let mut entries = Vec::new();
+                for line in lines {
+                    f.framer.push(line, max_line, memory, &mut entries);
+                }
+                return Ok(Some(Batch {
+                    index,
+                    entries,
+                    bytes: n,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Copytruncate: the current file is shorter than what was read, or starts differently.
+    fn check_truncation(&mut self, index: usize, spec: &FrameSpec) -> std::io::Result<()> {
+        let f = &self.files[index];
+        let len = f.file.metadata()?.len();
+        let replaced = len < f.lines.next || !f.identity.same_head(&f.file, len)?;
+        if !replaced {
+            return Ok(());
+        }
+        let committed = f.committed;
+        let old = f.identity;
+        let copy = if committed > 0 {
+            find_sibling(&self.path, &old, committed, Some((old.dev, old.ino)))?
+        } else {
+            None
+        };
+        let f = &mut self.files[index];
+        f.identity = Identity::of(&f.file)?;
+        f.committed = 0;
+        f.lines = LineState::at(0);
+        f.framer = spec.framer();
+        if let Some(copy) = copy {
+            let identity = Identity::of(&copy)?;
+            let drained = OpenFile {
+                file: copy,
+                identity,
+                committed,
+                lines: LineState::at(committed),
+                framer: spec.framer(),
+                wd: None,
+                at_path: false,
+                idle_since: Some(Instant::now()),
+                dirty: true,
+            };
+            self.files.insert(index, drained);
+        } else if committed > 0 {
+            log::warn!(
+                "{} was truncated and no copy of it was found: what it held after offset \
+                 {committed} was not read",
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// The earliest moment something must happen without a new write: a group timeout or the end
+    /// of a rotated file's grace.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.files
+            .iter()
+            .flat_map(|f| {
+                let grace = f
+                    .idle_since
+                    .filter(|_| !f.at_path && !f.dirty)
+                    .map(|t| t + DRAIN_GRACE);
+                [f.framer.deadline(), grace]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Sends out groups whose timeout passed, and closes rotated files whose grace passed (after
+    /// their unterminated last line). Returns entries as `(file index, entry)`; files to close are
+    /// closed by [`Tail::close_done`] once those entries were sent.
+    pub fn expire(&mut self, now: Instant, max_line: usize) -> std::io::Result<Vec<(usize, Entry)>> {
+        let mut out = Vec::new();
+        for (index, f) in self.files.iter_mut().enumerate() {
+            let mut entries = Vec::new();
+            let done = !f.at_path
+                && !f.dirty
+                && f.idle_since.is_some_and(|t| now >= t + DRAIN_GRACE);
+            if done {
+                if let Some(line) = final_line(&f.file, &mut f.lines, max_line)? {
+                    entries.push(Entry {
+                        text: line.bytes,
+                        truncated: line.truncated,
+                        end: line.end,
+                    });
+                }
+                f.framer.flush(&mut entries);
+            } else if f.framer.deadline().is_some_and(|d| now >= d) {
+                f.framer.flush(&mut entries);
+            }
+            out.extend(entries.into_iter().map(|e| (index, e)));
+        }
+        // Entries of a group come before the unterminated line that followed it.
+        out.sort_by_key(|(i, e)| (*i, e.end));
+        Ok(out)
+    }
+
+    /// Closes rotated files whose grace passed. Returns whether one was closed.
+    pub fn close_done(&mut self, now: Instant, watcher: &Watcher) -> bool {
+        let before = self.files.len();
+        self.files.retain(|f| {
+            let done = !f.at_path
+                && !f.dirty
+                && f.idle_since.is_some_and(|t| now >= t + DRAIN_GRACE);
+            if done {
+                if let Some(wd) = f.wd {
+                    watcher.unwatch(wd);
+                }
+            }
+            !done
+        });
+        if self.files.len() < before {
+            // Room for a successor that had to wait.
+            self.check_path |= self.files.iter().all(|f| !f.at_path);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Files open.
+    pub fn open_files(&self) -> usize {
+        self.files.len()
+    }
+}
+
+/// A file beside `path` whose head matches `identity` and that holds at least `offset` bytes;
+/// one with the same inode is preferred; `exclude` is an inode not to take (the truncated file).
+fn find_sibling(
+    path: &Path,
+    identity: &Identity,
+    offset: u64,
+    exclude: Option<(u64, u64)>,
+) -> std::io::Result<Option<File>> {
+    if identity.head_len == 0 {
+        return Ok(None);
+    }
+    let Some(dir) = path.parent() else {
+        return Ok(None);
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let mut by_head = None;
+    for entry in entries.take(MAX_SIBLINGS).flatten() {
+        let candidate = entry.path();
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        let inode = (meta.dev(), meta.ino());
+        if !meta.is_file() || meta.len() < offset || Some(inode) == exclude {
+            continue;
+        }
+        let Ok(file) = File::open(&candidate) else {
+            continue;
+        };
+        if !identity.same_head(&file, meta.len())? {
+            continue;
+        }
+        if inode == (identity.dev, identity.ino) {
+            return Ok(Some(file));
+        }
+        by_head.get_or_insert(file);
+    }
+    Ok(by_head)
+}

@@ -11,6 +11,8 @@ mod config;
 #[cfg(feature = "command")]
 mod module;
 mod remote;
+#[cfg(all(test, feature = "command"))]
+mod tests;
 
 pub use config::{CommandConfig, CommandEntry, OutputMode};
 #[cfg(feature = "command")]

@@ -252,5 +252,3 @@ async fn report(
     ctx.send(Payload::Command(finished)).await
 }
 
-#[cfg(test)]
-mod tests;

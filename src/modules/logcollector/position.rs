@@ -114,14 +114,13 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Position>> {
         rest = tail;
         head
     };
-    let mut u64_at = |n| u64::from_le_bytes(take(n).try_into().unwrap_or([0; 8]));
     let mut positions = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let dev = u64_at(8);
-        let ino = u64_at(8);
-        let head_len = u64_at(2) as u16;
-        let head_hash = u64_at(8);
-        let offset = u64_at(8);
+        let dev = u64::from_le_bytes(take(8).try_into().ok()?);
+        let ino = u64::from_le_bytes(take(8).try_into().ok()?);
+        let head_len = u16::from_le_bytes(take(2).try_into().ok()?);
+        let head_hash = u64::from_le_bytes(take(8).try_into().ok()?);
+        let offset = u64::from_le_bytes(take(8).try_into().ok()?);
         positions.push(Position {
             identity: Identity {
                 dev,

@@ -94,6 +94,8 @@ impl Drop for GroupChild {
 /// What a bounded run produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutput {
+    /// The child's process id (it is reaped: the id may be reused).
+    pub pid: u32,
     /// Exit code, when the child exited normally.
     pub exit_code: Option<i32>,
     /// The signal that ended the child, if one did.
@@ -122,6 +124,7 @@ pub async fn run(
 ) -> std::io::Result<RunOutput> {
     let started = Instant::now();
     let mut child = spawn(argv)?;
+    let pid = child.id();
     let mut output = Vec::new();
     let mut output_bytes = 0u64;
     let mut truncated = false;
@@ -155,6 +158,7 @@ pub async fn run(
         }
     };
     Ok(RunOutput {
+        pid,
         exit_code: status.code(),
         signal: status.signal(),
         timed_out,
@@ -163,4 +167,117 @@ pub async fn run(
         truncated,
         elapsed: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    fn always(_: &mut Vec<u8>, _: usize) -> bool {
+        true
+    }
+
+    /// Runs `f` on this thread with the reaper driven by the test, as the agent does.
+    fn on_executor<T>(f: impl std::future::Future<Output = T>) -> T {
+        smol::block_on(f.or(async {
+            driver().await;
+            unreachable!("the driver never ends")
+        }))
+    }
+
+    /// Whether `pid` is a zombie child of this process.
+    fn is_our_zombie(pid: u32) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // After the command name in parentheses: state, then parent pid.
+        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        state == "Z" && ppid == std::process::id()
+    }
+
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn command_timeout_kills_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("grandchild.pid");
+        let script = format!("sleep 300 & echo $! > {}; sleep 300", pidfile.display());
+        let out = on_executor(run(
+            &argv(&["/bin/sh", "-c", &script]),
+            Duration::from_millis(500),
+            1024,
+            &always,
+        ))
+        .unwrap();
+        assert!(out.timed_out);
+        assert_eq!(out.signal, Some(9), "the child was killed");
+        assert!(out.elapsed < Duration::from_secs(5));
+        let grandchild: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(grandchild) {
+            assert!(
+                Instant::now() < deadline,
+                "the background process {grandchild} of the group was killed too"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn no_zombies_after_1000_runs() {
+        let pids = on_executor(async {
+            let mut pids = Vec::new();
+            for _ in 0..1000 {
+                let out = run(&argv(&["true"]), Duration::from_secs(10), 64, &always)
+                    .await
+                    .unwrap();
+                assert_eq!(out.exit_code, Some(0));
+                pids.push(out.pid);
+            }
+            pids
+        });
+        let zombies: Vec<u32> = pids.into_iter().filter(|&p| is_our_zombie(p)).collect();
+        assert!(zombies.is_empty(), "zombies left: {zombies:?}");
+    }
+
+    #[test]
+    fn output_over_the_cap_is_truncated_and_counted() {
+        let out = on_executor(run(
+            &argv(&["/bin/sh", "-c", "head -c 100000 /dev/zero; echo tail >&2"]),
+            Duration::from_secs(10),
+            1000,
+            &always,
+        ))
+        .unwrap();
+        assert_eq!(out.output.len(), 1000);
+        assert!(out.truncated);
+        assert_eq!(out.output_bytes, 100_005, "stdout and stderr on one pipe, all counted");
+        assert_eq!(out.exit_code, Some(0));
+    }
+
+    #[test]
+    fn a_missing_program_is_an_error() {
+        let result = on_executor(run(
+            &argv(&["/nonexistent/program"]),
+            Duration::from_secs(1),
+            64,
+            &always,
+        ));
+        assert!(result.is_err());
+    }
 }

@@ -1,0 +1,132 @@
+//! Commands pushed by the manager: refused unless the agent allows remote commands, run by the
+//! command module when it does. A real manager (in this process) and a real agent process.
+
+mod common;
+
+use common::{agent_bin, free_port, wait_for};
+use gatewatch_manager::{start, AgentStatus, ManagerHandle, ManagerOptions};
+use gatewatch_proto::Command;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+fn manager(dir: &Path) -> ManagerHandle {
+    let mut opts = ManagerOptions::new(dir);
+    opts.listen_addr = "127.0.0.1".parse().unwrap();
+    opts.names = vec!["127.0.0.1".into()];
+    opts.events_port = free_port();
+    opts.enroll_port = free_port();
+    start(opts).expect("start the manager")
+}
+
+/// Writes the agent's configuration, enrolls it and starts it; returns the process.
+fn agent(dir: &Path, manager: &ManagerHandle, extra: &str) -> Child {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("agent.toml");
+    let text = format!(
+        "[agent]\nname = \"cmd-agent\"\nstate_dir = \"{}\"\n\n[manager]\naddresses = [\"127.0.0.1\"]\nport = {}\nkeepalive_secs = 2\n{extra}\n[enrollment]\nport = {}\nca = \"{}\"\n\n\
+         [modules.command]\nenabled = true\n",
+        dir.join("state").display(),
+        manager.events_addr().port(),
+        manager.enroll_addr().port(),
+        manager.ca_pem_path().display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    std::process::Command::new(agent_bin())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the agent")
+}
+
+/// Sends a `Run` command once the agent is connected; returns the stored outcome JSON.
+fn run_remotely(manager: &ManagerHandle, data_dir: &Path) -> String {
+    let id = wait_for(Duration::from_secs(30), "the agent to connect", || {
+        manager
+            .agents()
+            .ok()?
+            .into_iter()
+            .find(|a| a.status == AgentStatus::Active)
+            .map(|a| a.id)
+    });
+    let command = Command::Run {
+        name: "remote-echo".into(),
+        argv: vec!["echo".into(), "pushed".into()],
+        timeout_secs: 5,
+    };
+    let command_id = manager.send_command(id, command).expect("agent connected");
+    let db = rusqlite::Connection::open_with_flags(
+        data_dir.join("manager.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    wait_for(Duration::from_secs(30), "the command result", || {
+        db.query_row(
+            "SELECT outcome FROM command_results WHERE command_id = ?1",
+            [command_id as i64],
+            |r| r.get::<_, String>(0),
+        )
+        .ok()
+    })
+}
+
+fn event_kinds(data_dir: &Path) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open_with_flags(
+        data_dir.join("manager.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut stmt = db
+        .prepare("SELECT kind, payload FROM events ORDER BY seq")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn remote_commands_refused_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("manager");
+    let manager = manager(&data);
+    let mut child = agent(&dir.path().join("agent"), &manager, "");
+    let outcome = run_remotely(&manager, &data);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(outcome.contains("Refused"), "{outcome}");
+    assert!(outcome.contains("remote_commands"), "the reason names the setting: {outcome}");
+    let kinds = event_kinds(&data);
+    assert!(
+        !kinds.iter().any(|(k, _)| k.starts_with("command.")),
+        "nothing ran: {kinds:?}"
+    );
+}
+
+#[test]
+fn remote_commands_run_when_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("manager");
+    let manager = manager(&data);
+    let mut child = agent(
+        &dir.path().join("agent"),
+        &manager,
+        "remote_commands = true\n",
+    );
+    let outcome = run_remotely(&manager, &data);
+    assert!(outcome.contains("Done"), "{outcome}");
+    let output = wait_for(Duration::from_secs(30), "the command's output", || {
+        event_kinds(&data)
+            .into_iter()
+            .find(|(k, _)| k == "command.output")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(output.1.contains("pushed"), "{}", output.1);
+    assert!(output.1.contains("remote-echo"), "{}", output.1);
+}

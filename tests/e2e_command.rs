@@ -19,17 +19,19 @@ fn manager(dir: &Path) -> ManagerHandle {
     start(opts).expect("start the manager")
 }
 
-/// Writes the agent's configuration, enrolls it and starts it; returns the process.
-fn agent(dir: &Path, manager: &ManagerHandle, extra: &str) -> Child {
+/// Writes the agent's configuration and starts it (it enrolls itself); returns the process.
+/// `manager_extra` goes into `[manager]`, `entries` after `[modules.command]`.
+fn agent(dir: &Path, manager: &ManagerHandle, manager_extra: &str, entries: &str) -> Child {
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("agent.toml");
     let text = format!(
         "[agent]\nname = \"cmd-agent\"\nstate_dir = \"{}\"\n\n[manager]\naddresses = [\"127.0.0.1\"]\nport = {}\nkeepalive_secs = 2\n{extra}\n[enrollment]\nport = {}\nca = \"{}\"\n\n\
-         [modules.command]\nenabled = true\n",
+         [modules.command]\nenabled = true\n{entries}",
         dir.join("state").display(),
         manager.events_addr().port(),
         manager.enroll_addr().port(),
         manager.ca_pem_path().display(),
+        extra = manager_extra,
     );
     std::fs::write(&config, text).unwrap();
     std::process::Command::new(agent_bin())
@@ -84,9 +86,7 @@ fn event_kinds(data_dir: &Path) -> Vec<(String, String)> {
     let mut stmt = db
         .prepare("SELECT kind, payload FROM events ORDER BY seq")
         .unwrap();
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     rows.map(Result::unwrap).collect()
 }
 
@@ -95,12 +95,15 @@ fn remote_commands_refused_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("manager");
     let manager = manager(&data);
-    let mut child = agent(&dir.path().join("agent"), &manager, "");
+    let mut child = agent(&dir.path().join("agent"), &manager, "", "");
     let outcome = run_remotely(&manager, &data);
     let _ = child.kill();
     let _ = child.wait();
     assert!(outcome.contains("Refused"), "{outcome}");
-    assert!(outcome.contains("remote_commands"), "the reason names the setting: {outcome}");
+    assert!(
+        outcome.contains("remote_commands"),
+        "the reason names the setting: {outcome}"
+    );
     let kinds = event_kinds(&data);
     assert!(
         !kinds.iter().any(|(k, _)| k.starts_with("command.")),
@@ -117,6 +120,7 @@ fn remote_commands_run_when_enabled() {
         &dir.path().join("agent"),
         &manager,
         "remote_commands = true\n",
+        "",
     );
     let outcome = run_remotely(&manager, &data);
     assert!(outcome.contains("Done"), "{outcome}");
@@ -129,4 +133,37 @@ fn remote_commands_run_when_enabled() {
     let _ = child.wait();
     assert!(output.1.contains("pushed"), "{}", output.1);
     assert!(output.1.contains("remote-echo"), "{}", output.1);
+}
+
+#[test]
+fn commands_run_without_a_reaper_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("manager");
+    let manager = manager(&data);
+    let entries =
+        "[[modules.command.entries]]\nname = \"tick\"\ncommand = [\"true\"]\ninterval_secs = 1\n";
+    let mut child = agent(&dir.path().join("agent"), &manager, "", entries);
+    wait_for(Duration::from_secs(30), "two runs", || {
+        (event_kinds(&data)
+            .iter()
+            .filter(|(k, _)| k == "command.finished")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .map(|t| {
+            std::fs::read_to_string(t.unwrap().path().join("comm"))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        names.iter().all(|n| n == "gatewatch" || n == "async-io"),
+        "only the executor and async-io's reactor: {names:?}"
+    );
 }

@@ -63,7 +63,10 @@ fn assert_exactly_once(manager: &Manager, agent_id: u32, total: u64) {
     // A moment for duplicates, if any, to arrive too.
     std::thread::sleep(Duration::from_secs(1));
     let counts = line_counts(manager, agent_id);
-    let missing: Vec<u64> = (0..total).filter(|n| !counts.contains_key(n)).take(10).collect();
+    let missing: Vec<u64> = (0..total)
+        .filter(|n| !counts.contains_key(n))
+        .take(10)
+        .collect();
     let repeated: Vec<(u64, u32)> = counts
         .iter()
         .filter(|(_, &c)| c != 1)
@@ -71,7 +74,10 @@ fn assert_exactly_once(manager: &Manager, agent_id: u32, total: u64) {
         .take(10)
         .collect();
     assert!(missing.is_empty(), "lines missing (first 10): {missing:?}");
-    assert!(repeated.is_empty(), "lines repeated (first 10): {repeated:?}");
+    assert!(
+        repeated.is_empty(),
+        "lines repeated (first 10): {repeated:?}"
+    );
     assert_eq!(counts.len() as u64, total);
 }
 

@@ -3,6 +3,6 @@
 
 // A module's config is always compiled (so every configuration file parses in every build);
 // its implementation only with its cargo feature.
-pub mod generator;
 pub mod command;
+pub mod generator;
 pub mod logcollector;

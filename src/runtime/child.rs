@@ -266,7 +266,10 @@ mod tests {
         .unwrap();
         assert_eq!(out.output.len(), 1000);
         assert!(out.truncated);
-        assert_eq!(out.output_bytes, 100_005, "stdout and stderr on one pipe, all counted");
+        assert_eq!(
+            out.output_bytes, 100_005,
+            "stdout and stderr on one pipe, all counted"
+        );
         assert_eq!(out.exit_code, Some(0));
     }
 

@@ -251,4 +251,3 @@ async fn report(
     };
     ctx.send(Payload::Command(finished)).await
 }
-

@@ -228,7 +228,9 @@ mod tests {
     }
 
     fn run(format: Format, multiline: Option<MultilineConfig>, lines: &[&str]) -> Vec<String> {
-        let mut framer = FrameSpec::new(&format, multiline.as_ref()).unwrap().framer();
+        let mut framer = FrameSpec::new(&format, multiline.as_ref())
+            .unwrap()
+            .framer();
         let memory = memory();
         let mut out = Vec::new();
         let mut end = 0;
@@ -277,7 +279,9 @@ mod tests {
 
     #[test]
     fn a_group_is_bounded_by_the_maximum_entry_size() {
-        let mut framer = FrameSpec::new(&Format::MultiLine(3), None).unwrap().framer();
+        let mut framer = FrameSpec::new(&Format::MultiLine(3), None)
+            .unwrap()
+            .framer();
         let memory = memory();
         let mut out = Vec::new();
         for i in 0..3u64 {

@@ -84,13 +84,20 @@ async fn run_one(
         .cursor(&key)
         .map(|c| String::from_utf8_lossy(&c).into_owned());
     let argv = arguments(source, cursor.as_deref());
-    let mut child = child::spawn(&argv)
-        .map_err(|e| ModuleError(format!("journal {}: cannot run journalctl: {e}", source.location)))?;
+    let mut child = child::spawn(&argv).map_err(|e| {
+        ModuleError(format!(
+            "journal {}: cannot run journalctl: {e}",
+            source.location
+        ))
+    })?;
     let mut parser = ExportParser::new(max_line);
     let mut chunk = vec![0u8; CHUNK];
     loop {
         let n = read(&mut child, &mut chunk, ctx).await.map_err(|e| {
-            ModuleError(format!("journal {}: reading journalctl: {e}", source.location))
+            ModuleError(format!(
+                "journal {}: reading journalctl: {e}",
+                source.location
+            ))
         })?;
         let Some(n) = n else {
             return Ok(()); // stopping
@@ -244,7 +251,8 @@ impl ExportParser {
         if bytes.len() > room {
             self.entry.truncated = true;
         }
-        self.field.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.field
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
     fn end_line(&mut self, out: &mut Vec<JournalEntry>) {
@@ -301,8 +309,8 @@ mod tests {
 
     #[test]
     fn export_entries_with_text_and_binary_fields_are_parsed_in_any_pieces() {
-        let mut data = b"__CURSOR=s=1;i=1\nMESSAGE=hello\nPRIORITY=6\n\n__CURSOR=s=1;i=2\nMESSAGE\n"
-            .to_vec();
+        let mut data =
+            b"__CURSOR=s=1;i=1\nMESSAGE=hello\nPRIORITY=6\n\n__CURSOR=s=1;i=2\nMESSAGE\n".to_vec();
         data.extend_from_slice(&5u64.to_le_bytes());
         data.extend_from_slice(b"a\nb\xff\n\n\n");
         for piece in [1, 3, 7, data.len()] {

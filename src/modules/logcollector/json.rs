@@ -20,7 +20,11 @@ pub struct JsonError {
 
 /// Parses `input` as one JSON object and appends its flattened fields to `out`.
 pub fn flatten(input: &[u8], out: &mut Vec<LogField>) -> Result<(), JsonError> {
-    let mut p = Parser { s: input, i: 0, out };
+    let mut p = Parser {
+        s: input,
+        i: 0,
+        out,
+    };
     p.ws();
     if p.peek() != Some(b'{') {
         return Err(p.err());

@@ -98,7 +98,11 @@ pub fn read_lines(
 }
 
 /// The unterminated last line of a file that will not grow any more (rotated away), if any.
-pub fn final_line(file: &File, state: &mut LineState, max_line: usize) -> std::io::Result<Option<Line>> {
+pub fn final_line(
+    file: &File,
+    state: &mut LineState,
+    max_line: usize,
+) -> std::io::Result<Option<Line>> {
     let len = file.metadata()?.len();
     if len <= state.next {
         return Ok(None);

@@ -285,10 +285,7 @@ mod tests {
         let expanded = expand_date("/var/log/app-%Y-%m-%d.log", SystemTime::now());
         assert_eq!(
             expanded,
-            format!(
-                "/var/log/app-{:04}-{:02}-{:02}.log",
-                t.year, t.month, t.day
-            )
+            format!("/var/log/app-{:04}-{:02}-{:02}.log", t.year, t.month, t.day)
         );
         assert!(has_date("/x/%Y.log"));
         assert!(!has_date("/x/100%.log"));

@@ -24,10 +24,10 @@ mod module;
 mod position;
 #[cfg(feature = "logcollector")]
 mod tail;
-#[cfg(feature = "logcollector")]
-mod watch;
 #[cfg(all(test, feature = "logcollector"))]
 mod tests;
+#[cfg(feature = "logcollector")]
+mod watch;
 
 pub use config::{Format, LogCollectorConfig, MatchOn, MultilineConfig, SourceConfig};
 #[cfg(feature = "logcollector")]

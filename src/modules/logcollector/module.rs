@@ -308,11 +308,7 @@ impl<'c> Files<'c> {
         // A path no location names any more, with nothing left open, is forgotten.
         self.tails
             .retain(|t| matched.contains(&t.path) || t.open_files() > 0);
-        self.next_date_check = self
-            .sources
-            .iter()
-            .any(|s| s.dated)
-            .then(next_minute);
+        self.next_date_check = self.sources.iter().any(|s| s.dated).then(next_minute);
         Ok(())
     }
 
@@ -368,8 +364,13 @@ impl<'c> Files<'c> {
                     tail.refresh(&spec, &self.watcher, Start::Beginning)
                         .map_err(|e| ModuleError(format!("{}: {e}", tail.path.display())))?;
                 }
-                tail.read(&spec, &mut self.buf, self.config.max_line_bytes, ctx.memory())
-                    .map_err(|e| ModuleError(format!("reading {}: {e}", tail.path.display())))?
+                tail.read(
+                    &spec,
+                    &mut self.buf,
+                    self.config.max_line_bytes,
+                    ctx.memory(),
+                )
+                .map_err(|e| ModuleError(format!("reading {}: {e}", tail.path.display())))?
             };
             let Some(batch) = batch else {
                 self.next_tail += 1;

@@ -378,13 +378,16 @@ impl Tail {
     /// Sends out groups whose timeout passed, and closes rotated files whose grace passed (after
     /// their unterminated last line). Returns entries as `(file index, entry)`; files to close are
     /// closed by [`Tail::close_done`] once those entries were sent.
-    pub fn expire(&mut self, now: Instant, max_line: usize) -> std::io::Result<Vec<(usize, Entry)>> {
+    pub fn expire(
+        &mut self,
+        now: Instant,
+        max_line: usize,
+    ) -> std::io::Result<Vec<(usize, Entry)>> {
         let mut out = Vec::new();
         for (index, f) in self.files.iter_mut().enumerate() {
             let mut entries = Vec::new();
-            let done = !f.at_path
-                && !f.dirty
-                && f.idle_since.is_some_and(|t| now >= t + DRAIN_GRACE);
+            let done =
+                !f.at_path && !f.dirty && f.idle_since.is_some_and(|t| now >= t + DRAIN_GRACE);
             if done {
                 if let Some(line) = final_line(&f.file, &mut f.lines, max_line)? {
                     entries.push(Entry {
@@ -408,9 +411,8 @@ impl Tail {
     pub fn close_done(&mut self, now: Instant, watcher: &Watcher) -> bool {
         let before = self.files.len();
         self.files.retain(|f| {
-            let done = !f.at_path
-                && !f.dirty
-                && f.idle_since.is_some_and(|t| now >= t + DRAIN_GRACE);
+            let done =
+                !f.at_path && !f.dirty && f.idle_since.is_some_and(|t| now >= t + DRAIN_GRACE);
             if done {
                 if let Some(wd) = f.wd {
                     watcher.unwatch(wd);

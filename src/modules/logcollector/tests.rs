@@ -153,13 +153,17 @@ fn audit_records_are_grouped() {
           type=SYSCALL msg=audit(1700000002.300:12): syscall=2\n\
           type=EOE msg=audit(1700000002.300:12): \n",
     );
-    with_collector(config(vec![source(&log, Format::Audit)]), &Cursors::default(), |probe| async move {
-        let events = probe.wait_for(3, WAIT).await;
-        let groups: Vec<usize> = events.iter().map(|e| text(e).lines().count()).collect();
-        assert_eq!(groups, [3, 1, 2], "records grouped by their event id");
-        assert!(text(&events[0]).contains("type=EXECVE"));
-        assert!(text(&events[2]).ends_with("type=EOE msg=audit(1700000002.300:12): "));
-    });
+    with_collector(
+        config(vec![source(&log, Format::Audit)]),
+        &Cursors::default(),
+        |probe| async move {
+            let events = probe.wait_for(3, WAIT).await;
+            let groups: Vec<usize> = events.iter().map(|e| text(e).lines().count()).collect();
+            assert_eq!(groups, [3, 1, 2], "records grouped by their event id");
+            assert!(text(&events[0]).contains("type=EXECVE"));
+            assert!(text(&events[2]).ends_with("type=EOE msg=audit(1700000002.300:12): "));
+        },
+    );
 }
 
 #[test]
@@ -184,7 +188,11 @@ fn multiline_regex_groups_stack_traces() {
         // The last group is complete only when its timeout passes.
         let events = probe.wait_for(2, WAIT).await;
         assert_eq!(events.len(), 2);
-        assert_eq!(text(&events[0]).lines().count(), 4, "the trace stays with its line");
+        assert_eq!(
+            text(&events[0]).lines().count(),
+            4,
+            "the trace stays with its line"
+        );
         assert!(text(&events[0]).ends_with("\tat a.b.D.main(D.java:5)"));
         assert_eq!(text(&events[1]), "2024-01-01 10:00:01 INFO fine");
     });
@@ -210,10 +218,18 @@ fn json_lines_get_labels() {
             .collect();
         assert_eq!(fields["user.name"], &FieldValue::Text("ann".into()));
         assert_eq!(fields["n"], &FieldValue::Number("3".into()));
-        assert_eq!(fields["env"], &FieldValue::Text("prod".into()), "the label wins");
+        assert_eq!(
+            fields["env"],
+            &FieldValue::Text("prod".into()),
+            "the label wins"
+        );
         assert_eq!(events[0].source, "app");
         assert_eq!(text(&events[1]), "not json");
-        assert_eq!(events[1].fields.len(), 1, "only the label on a line that is not JSON");
+        assert_eq!(
+            events[1].fields.len(),
+            1,
+            "only the label on a line that is not JSON"
+        );
     });
 }
 
@@ -224,13 +240,17 @@ fn overlong_line_is_cut_and_flagged() {
     let mut content = vec![b'x'; 200_000];
     content.extend_from_slice(b"\nafter\n");
     append(&log, &content);
-    with_collector(config(vec![source(&log, Format::Syslog)]), &Cursors::default(), |probe| async move {
-        let events = probe.wait_for(2, WAIT).await;
-        assert_eq!(events[0].text.as_bytes().len(), 64 * 1024);
-        assert!(events[0].truncated);
-        assert_eq!(text(&events[1]), "after");
-        assert!(!events[1].truncated);
-    });
+    with_collector(
+        config(vec![source(&log, Format::Syslog)]),
+        &Cursors::default(),
+        |probe| async move {
+            let events = probe.wait_for(2, WAIT).await;
+            assert_eq!(events[0].text.as_bytes().len(), 64 * 1024);
+            assert!(events[0].truncated);
+            assert_eq!(text(&events[1]), "after");
+            assert!(!events[1].truncated);
+        },
+    );
 }
 
 #[test]
@@ -238,15 +258,19 @@ fn invalid_utf8_is_preserved() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("bin.log");
     append(&log, b"caf\xe9 \xff\xfe end\nplain\n");
-    with_collector(config(vec![source(&log, Format::Syslog)]), &Cursors::default(), |probe| async move {
-        let events = probe.wait_for(2, WAIT).await;
-        assert_eq!(
-            events[0].text,
-            LogText::Bytes(b"caf\xe9 \xff\xfe end".to_vec()),
-            "the exact bytes"
-        );
-        assert_eq!(events[1].text, LogText::Text("plain".into()));
-    });
+    with_collector(
+        config(vec![source(&log, Format::Syslog)]),
+        &Cursors::default(),
+        |probe| async move {
+            let events = probe.wait_for(2, WAIT).await;
+            assert_eq!(
+                events[0].text,
+                LogText::Bytes(b"caf\xe9 \xff\xfe end".to_vec()),
+                "the exact bytes"
+            );
+            assert_eq!(events[1].text, LogText::Text("plain".into()));
+        },
+    );
 }
 
 #[test]
@@ -266,7 +290,11 @@ fn idle_tail_does_not_wake() {
         sleep(200).await;
         let (reads, wakeups) = (probe.stats.reads.get(), probe.stats.wakeups.get());
         sleep(10_000).await;
-        assert_eq!(probe.stats.reads.get(), reads, "no read in 10 s without writes");
+        assert_eq!(
+            probe.stats.reads.get(),
+            reads,
+            "no read in 10 s without writes"
+        );
         assert_eq!(probe.stats.wakeups.get(), wakeups, "no wake-up either");
     });
 }
@@ -353,7 +381,10 @@ fn journald_cursor_resumes() {
         let events = probe.wait_for(3, WAIT).await;
         let messages: Vec<String> = events.iter().map(text).collect();
         assert_eq!(messages, ["entry 0", "entry 1", "entry 2"]);
-        assert!(events[0].fields.iter().any(|f| f.name == "SYSLOG_IDENTIFIER"));
+        assert!(events[0]
+            .fields
+            .iter()
+            .any(|f| f.name == "SYSLOG_IDENTIFIER"));
         assert_eq!(events[0].source, "journald");
     });
     write_journal(&remote, &journal_file, 3..5);
@@ -361,15 +392,22 @@ fn journald_cursor_resumes() {
         probe.wait_for(2, WAIT).await;
         sleep(500).await;
         let messages: Vec<String> = probe.events.borrow().iter().map(text).collect();
-        assert_eq!(messages, ["entry 3", "entry 4"], "resumed after the stored cursor");
+        assert_eq!(
+            messages,
+            ["entry 3", "entry 4"],
+            "resumed after the stored cursor"
+        );
     });
 }
 
 fn journal_remote() -> Option<std::path::PathBuf> {
-    ["/lib/systemd/systemd-journal-remote", "/usr/lib/systemd/systemd-journal-remote"]
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists())
+    [
+        "/lib/systemd/systemd-journal-remote",
+        "/usr/lib/systemd/systemd-journal-remote",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
 }
 
 /// Appends entries `range` to a journal file through systemd's own writer.
@@ -397,7 +435,10 @@ fn write_journal(remote: &Path, file: &Path, range: std::ops::Range<u32>) {
         .unwrap()
         .write_all(export.as_bytes())
         .unwrap();
-    assert!(child.wait().unwrap().success(), "systemd-journal-remote wrote the journal");
+    assert!(
+        child.wait().unwrap().success(),
+        "systemd-journal-remote wrote the journal"
+    );
 }
 
 #[test]
@@ -437,5 +478,8 @@ fn tail_of_a_1_gib_file_stays_within_the_module_budget() {
     });
     let peak = crate::runtime::alloc::peak_bytes(account_for(name).unwrap());
     assert!(peak > 100_000, "the module did hold lines (peak {peak})");
-    assert!(peak <= budget, "allocator peak {peak} within the budget {budget}");
+    assert!(
+        peak <= budget,
+        "allocator peak {peak} within the budget {budget}"
+    );
 }

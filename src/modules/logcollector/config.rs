@@ -101,7 +101,7 @@ impl TryFrom<String> for Format {
             "eventchannel" | "eventlog" => {
                 return Err(format!(
                     "`{text}` is a Windows event channel; Linux gateways have none (see \
-                     docs/PERFORMANCE.md, Log collector)"
+                     docs/PERFORMANCE.md, section Log collector)"
                 ))
             }
             other => match other.strip_prefix("multi-line:").map(str::parse::<u16>) {
@@ -163,6 +163,15 @@ impl LogCollectorConfig {
                 format!("at least {MIN_LINE_BYTES} bytes"),
             ));
         }
+        if self.budget_bytes < 4 * (self.max_line_bytes + 1) {
+            problems.push((
+                key("budget_bytes"),
+                format!(
+                    "{} is too small for max_line_bytes = {}: at least 4 × (max_line_bytes + 1)",
+                    self.budget_bytes, self.max_line_bytes
+                ),
+            ));
+        }
         if self.max_open_files == 0 {
             problems.push((key("max_open_files"), "at least 1".into()));
         }
@@ -192,5 +201,55 @@ impl LogCollectorConfig {
             }
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LogCollectorConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn formats_parse_by_their_wazuh_names() {
+        let config = parse(
+            "[[sources]]\nlocation = \"/a\"\nformat = \"multi-line:3\"\n\
+             [[sources]]\nlocation = \"/b\"\nformat = \"audit\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.sources[0].format, Format::MultiLine(3));
+        assert_eq!(config.sources[1].format, Format::Audit);
+        assert!(
+            config.sources[0].only_future,
+            "only future lines by default"
+        );
+    }
+
+    #[test]
+    fn windows_event_channels_are_refused_with_a_reason() {
+        let error =
+            parse("[[sources]]\nlocation = \"/a\"\nformat = \"eventchannel\"\n").unwrap_err();
+        assert!(error.contains("Windows event channel"), "{error}");
+        assert!(parse("[[sources]]\nlocation = \"/a\"\nformat = \"multi-line:0\"\n").is_err());
+    }
+
+    #[test]
+    fn problems_name_their_keys() {
+        let config = parse(
+            "budget_bytes = 4096\n[[sources]]\nlocation = \"relative.log\"\nformat = \"multi-line-regex\"\n\
+             multiline = { regex = \"(\" }\n",
+        )
+        .unwrap();
+        let keys: Vec<String> = config.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "modules.logcollector.budget_bytes",
+                "modules.logcollector.sources[0].location",
+                "modules.logcollector.sources[0].multiline.regex",
+            ]
+        );
     }
 }

@@ -305,7 +305,13 @@ impl<'c> Files<'c> {
                 ctx.send(Payload::Agent(shed)).await?;
             }
         }
-        // A path no location names any more, with nothing left open, is forgotten.
+        // A path its location no longer names (a dated location moved on) is read to its end and
+        // closed; once nothing of it is open, it is forgotten.
+        for t in &mut self.tails {
+            if !matched.contains(&t.path) {
+                t.unmatched();
+            }
+        }
         self.tails
             .retain(|t| matched.contains(&t.path) || t.open_files() > 0);
         self.next_date_check = self.sources.iter().any(|s| s.dated).then(next_minute);

@@ -429,6 +429,13 @@ impl Tail {
         }
     }
 
+    /// The location no longer names this path: its files are read to their end and closed.
+    pub fn unmatched(&mut self) {
+        for f in &mut self.files {
+            f.retire_from_path();
+        }
+    }
+
     /// Files open.
     pub fn open_files(&self) -> usize {
         self.files.len()

@@ -77,10 +77,15 @@ const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 /// Broken-down local time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTime {
+    /// Year, e.g. 2026.
     pub year: i32,
+    /// Month, 1 to 12.
     pub month: u32,
+    /// Day of the month, 1 to 31.
     pub day: u32,
+    /// Hour, 0 to 23.
     pub hour: u32,
+    /// Minute, 0 to 59.
     pub minute: u32,
     /// Day of the year, 1-based.
     pub yday: u32,

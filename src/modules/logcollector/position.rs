@@ -21,9 +21,13 @@ const VERSION: u8 = 1;
 /// Which file: its device and inode, and a hash of its first `head_len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
+    /// Device of the file system.
     pub dev: u64,
+    /// Inode number.
     pub ino: u64,
+    /// Bytes of the head that were hashed (fewer than [`FINGERPRINT_BYTES`] for a short file).
     pub head_len: u16,
+    /// The first 8 bytes of the SHA-256 of those bytes.
     pub head_hash: u64,
 }
 
@@ -82,7 +86,9 @@ fn hash_prefix(file: &File, n: usize) -> std::io::Result<u64> {
 /// A file and the offset after the last byte that made an accepted event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
+    /// Which file.
     pub identity: Identity,
+    /// Offset after the last byte of the last accepted event.
     pub offset: u64,
 }
 

@@ -112,8 +112,11 @@ pub struct Tail {
 
 /// What a read turn produced: entries of file `index`.
 pub struct Batch {
+    /// Which open file they came from.
     pub index: usize,
+    /// The complete entries.
     pub entries: Vec<Entry>,
+    /// Bytes read from the file for them.
     pub bytes: usize,
 }
 

@@ -340,6 +340,46 @@ fn a_rotated_file_is_read_to_its_end_before_its_successor() {
 }
 
 #[test]
+fn a_file_appearing_under_a_glob_is_read_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("old.log"), b"before the start\n");
+    let mut s = source(&dir.path().join("*.log"), Format::Syslog);
+    s.only_future = true;
+    with_collector(config(vec![s]), &Cursors::default(), |probe| async move {
+        sleep(100).await;
+        append(&dir.path().join("new.log"), b"first\nsecond\n");
+        let events = probe.wait_for(2, WAIT).await;
+        let lines: Vec<String> = events.iter().map(text).collect();
+        assert_eq!(lines, ["first", "second"], "the old file only from its end");
+        assert!(events[0].source.ends_with("new.log"));
+    });
+}
+
+#[test]
+fn a_file_rotated_while_the_agent_was_down_is_finished_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(
+        &log,
+        b"a line long enough to give the file a head worth a fingerprint\n",
+    );
+    let cursors = Cursors::default();
+    let s = source(&log, Format::Syslog);
+    with_collector(config(vec![s.clone()]), &cursors, |probe| async move {
+        probe.wait_for(1, WAIT).await;
+    });
+    append(&log, b"written before the rotation\n");
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, b"written after it\n");
+    with_collector(config(vec![s]), &cursors, |probe| async move {
+        probe.wait_for(2, WAIT).await;
+        sleep(300).await;
+        let lines: Vec<String> = probe.events.borrow().iter().map(text).collect();
+        assert_eq!(lines, ["written before the rotation", "written after it"]);
+    });
+}
+
+#[test]
 fn copytruncate_reads_the_rest_from_the_copy() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");

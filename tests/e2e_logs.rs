@@ -11,10 +11,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const LINES: u64 = 100_000;
-/// Lines between two rotations.
-const ROTATE_EVERY: u64 = 2_500;
+/// Lines between two rotations (twenty rotations, four a second).
+const ROTATE_EVERY: u64 = 5_000;
 /// Lines written between two short pauses (the writer's pace: about 20,000 lines/s).
 const BATCH: u64 = 500;
+
+/// The tests of this file each run a manager, an agent and a writer flat out: one at a time, so
+/// that they measure the collector rather than the machine's scheduler.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn enrolled_agent(dir: &Path, manager: &Manager, log: &Path) -> Agent {
     let extra = format!(
@@ -55,11 +63,13 @@ fn line_counts(manager: &Manager, agent_id: u32) -> BTreeMap<u64, u32> {
 
 /// Waits until the manager holds `total` distinct lines, then checks each arrived exactly once.
 fn assert_exactly_once(manager: &Manager, agent_id: u32, total: u64) {
-    wait_for(
-        Duration::from_secs(240),
-        &format!("{total} lines at the manager"),
-        || (line_counts(manager, agent_id).len() as u64 >= total).then_some(()),
-    );
+    // Not `wait_for`: on a timeout, the assertions below say which lines are missing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while (line_counts(manager, agent_id).len() as u64) < total
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A moment for duplicates, if any, to arrive too.
     std::thread::sleep(Duration::from_secs(1));
     let counts = line_counts(manager, agent_id);
@@ -170,6 +180,7 @@ fn append_to(path: &Path) -> std::fs::File {
 }
 
 fn rotation_loses_no_line(rotation: Rotation) {
+    let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let manager = Manager::start(&dir.path().join("manager"), None);
     let logs = dir.path().join("logs");
@@ -219,6 +230,7 @@ fn rotation_loses_no_line_symlink_swap() {
 #[test]
 fn sigkill_during_tail_is_exactly_once() {
     const TOTAL: u64 = 50_000;
+    let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let manager = Manager::start(&dir.path().join("manager"), None);
     let logs = dir.path().join("logs");

@@ -19,6 +19,7 @@ use gatewatch_proto::{AgentEvent, LogEvent, LogField, LogText, Payload};
 use rustix::fs::inotify::ReadFlags;
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -187,6 +188,7 @@ impl<'c> Files<'c> {
                 continue;
             }
             if self.tails.iter().any(Tail::has_work) {
+                futures_lite::future::yield_now().await;
                 continue;
             }
             self.wait(ctx).await;
@@ -195,15 +197,18 @@ impl<'c> Files<'c> {
     }
 
     /// Applies inotify changes: marks written files, paths to look at, locations to expand.
-    fn apply(&mut self, changes: &[Change]) {
+    /// Returns the tails the changes named.
+    fn apply(&mut self, changes: &[Change]) -> BTreeSet<usize> {
+        let mut named = BTreeSet::new();
         for change in changes {
             match change {
                 Change::Overflow => {
                     for s in &mut self.sources {
                         s.expand_again = true;
                     }
-                    for t in &mut self.tails {
+                    for (i, t) in self.tails.iter_mut().enumerate() {
                         t.check_path = true;
+                        named.insert(i);
                         for f in &mut t.files {
                             f.dirty = true;
                         }
@@ -211,7 +216,7 @@ impl<'c> Files<'c> {
                 }
                 Change::Watch { wd, flags, name } => {
                     if let Some(dir) = self.dirs.get(wd) {
-                        let named = name
+                        let entry = name
                             .as_ref()
                             .map(|n| dir.join(std::ffi::OsStr::from_bytes(n)));
                         for s in &mut self.sources {
@@ -219,22 +224,40 @@ impl<'c> Files<'c> {
                                 s.expand_again = true;
                             }
                         }
-                        for t in &mut self.tails {
-                            if named.as_ref() == Some(&t.path) {
+                        for (i, t) in self.tails.iter_mut().enumerate() {
+                            if entry.as_ref() == Some(&t.path) {
                                 t.check_path = true;
+                                named.insert(i);
                             }
                         }
                         continue;
                     }
                     let moved = flags.intersects(ReadFlags::MOVE_SELF | ReadFlags::DELETE_SELF);
-                    for t in &mut self.tails {
-                        if t.touch(*wd) && moved {
-                            t.check_path = true;
+                    for (i, t) in self.tails.iter_mut().enumerate() {
+                        if t.touch(*wd) {
+                            named.insert(i);
+                            t.check_path |= moved;
                         }
                     }
                 }
             }
         }
+        named
+    }
+
+    /// Takes inotify news while an event waits for room in the queue: flags are set for later,
+    /// and the tails named hold on to files that appear (or contents that go by) right now.
+    fn notice_changes(&mut self) -> Result<(), ModuleError> {
+        let mut changes = Vec::new();
+        self.watcher
+            .drain(&mut changes)
+            .map_err(|e| ModuleError(format!("reading inotify events: {e}")))?;
+        for i in self.apply(&changes) {
+            let tail = &mut self.tails[i];
+            tail.notice()
+                .map_err(|e| ModuleError(format!("{}: {e}", tail.path.display())))?;
+        }
+        Ok(())
     }
 
     /// Expands the locations: new tails for new files, directory watches, dropped tails for
@@ -355,7 +378,7 @@ impl<'c> Files<'c> {
         let mut idle_tails = 0;
         while total < self.config.read_bytes_per_turn && idle_tails < self.tails.len() {
             // Events on their way to the spool are charged to this module: let them drain.
-            self.let_events_drain(ctx).await;
+            self.let_events_drain(ctx).await?;
             let i = self.next_tail % self.tails.len();
             if !self.tails[i].has_work() {
                 self.next_tail += 1;
@@ -394,11 +417,33 @@ impl<'c> Files<'c> {
 
     /// Waits (at most [`DRAIN_WAIT`]) while the module's memory is over half its budget: events
     /// on their way to the spool are charged to this module until the pipeline has written them.
-    async fn let_events_drain(&self, ctx: &ModuleContext) {
+    async fn let_events_drain(&mut self, ctx: &ModuleContext) -> Result<(), ModuleError> {
         let memory = ctx.memory();
         let until = Instant::now() + DRAIN_WAIT;
         while memory.current() > memory.budget() / 2 && !ctx.stopping() && Instant::now() < until {
-            async_io::Timer::after(Duration::from_millis(2)).await;
+            let tick = async_io::Timer::after(Duration::from_millis(2));
+            self.busy_wait(async {
+                tick.await;
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for `done` while taking inotify news as it comes (see [`Files::notice_changes`]):
+    /// a file that appears and goes while the module waits is still held open in time.
+    async fn busy_wait<T>(&mut self, done: impl Future<Output = T>) -> Result<T, ModuleError> {
+        let mut done = std::pin::pin!(done);
+        loop {
+            let watcher = &self.watcher;
+            let news = async {
+                let _ = watcher.readable().await;
+                None
+            };
+            match async { Some((&mut done).await) }.or(news).await {
+                Some(value) => return Ok(value),
+                None => self.notice_changes()?,
+            }
         }
     }
 
@@ -415,7 +460,10 @@ impl<'c> Files<'c> {
         let cursor = tail.cursor(index, entry.end);
         let end = entry.end;
         let payload = event(source, &tail.key, entry);
-        ctx.send_with_cursor(payload, &tail.key, cursor).await?;
+        let key = tail.key.clone();
+        // A full queue can hold the send for long: meanwhile files may appear and go.
+        self.busy_wait(ctx.send_with_cursor(payload, &key, cursor))
+            .await??;
         self.tails[t].commit(index, end);
         self.stats.entries.set(self.stats.entries.get() + 1);
         Ok(())

@@ -108,6 +108,12 @@ pub struct Tail {
     pub files: Vec<OpenFile>,
     /// The path must be looked at again (a directory event named it).
     pub check_path: bool,
+    /// Files that appeared at the path while the module was busy, held open in order so that they
+    /// can be read even if they are deleted or renamed before the module gets to them.
+    early: Vec<(File, (u64, u64))>,
+    /// Heads of the contents a copy-truncated file showed while the module was busy (oldest
+    /// first): each is read from its copy when the truncation is handled.
+    cycles: Vec<Identity>,
 }
 
 /// What a read turn produced: entries of file `index`.
@@ -129,6 +135,8 @@ impl Tail {
             source,
             files: Vec::new(),
             check_path: true,
+            early: Vec::new(),
+            cycles: Vec::new(),
         }
     }
 
@@ -178,7 +186,7 @@ impl Tail {
                 return Ok(Some((file, true)));
             }
         }
-        Ok(find_sibling(&self.path, &p.identity, p.offset, None)?.map(|f| (f, false)))
+        Ok(find_sibling(&self.path, &p.identity, p.offset, &[])?.map(|f| (f, false)))
     }
 
     /// Looks at what the path names now and follows rotations.
@@ -196,14 +204,20 @@ impl Tail {
                 for f in &mut self.files {
                     f.retire_from_path();
                 }
-                return Ok(());
+                return self.integrate_early(None, spec);
             }
         };
+        let inode = (meta.dev(), meta.ino());
+        let mut unchanged = false;
         if let Some(current) = self.files.iter_mut().find(|f| f.at_path) {
-            if current.same_inode(&meta) {
-                return Ok(());
+            unchanged = current.same_inode(&meta);
+            if !unchanged {
+                current.retire_from_path();
             }
-            current.retire_from_path();
+        }
+        self.integrate_early(Some(inode), spec)?;
+        if unchanged {
+            return Ok(());
         }
         if let Some(i) = self.files.iter().position(|f| f.same_inode(&meta)) {
             // Swapped back to a file still open: it is the current one again.
@@ -214,8 +228,12 @@ impl Tail {
             return Ok(());
         }
         if self.files.len() >= MAX_POSITIONS {
-            // Too many rotated files still being read: look again once one is done.
-            self.check_path = true;
+            // Too many rotated files still being read: `close_done` looks again once one is done.
+            log::debug!(
+                "{}: {} files open; the new one waits",
+                self.path.display(),
+                self.files.len()
+            );
             return Ok(());
         }
         let file = match File::open(&self.path) {
@@ -228,7 +246,86 @@ impl Tail {
             Start::Beginning => 0,
         };
         let open = OpenFile::open(file, offset, spec, watcher, &self.path)?;
+        log::debug!(
+            "{}: reading inode {} from offset {offset} ({} files open)",
+            self.path.display(),
+            open.identity.ino,
+            self.files.len() + 1
+        );
         self.files.push(open);
+        Ok(())
+    }
+
+    /// Holds on to what the path shows now, without changing what is being read (safe while an
+    /// event of this tail is on its way): a new file at the path is opened and kept for later,
+    /// and a new content of a copy-truncated file is noted by its head.
+    pub fn notice(&mut self) -> std::io::Result<()> {
+        let Ok(file) = File::open(&self.path) else {
+            return Ok(());
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(());
+        }
+        let inode = (meta.dev(), meta.ino());
+        let is = |id: &Identity| (id.dev, id.ino) == inode;
+        if let Some(current) = self.files.iter().find(|f| f.at_path && is(&f.identity)) {
+            let len = meta.len();
+            if len == 0 || current.identity.same_head(&file, len)? {
+                return Ok(());
+            }
+            if let Some(last) = self.cycles.last() {
+                if last.same_head(&file, len)? {
+                    return Ok(());
+                }
+            }
+            if self.cycles.len() < MAX_POSITIONS {
+                self.cycles.push(Identity::of(&file)?);
+            }
+            return Ok(());
+        }
+        let held = self.files.iter().any(|f| is(&f.identity))
+            || self.early.iter().any(|(_, i)| *i == inode);
+        if !held && self.early.len() + self.files.len() < 2 * MAX_POSITIONS {
+            self.early.push((file, inode));
+        }
+        Ok(())
+    }
+
+    /// Adds the files held early (except the one the path names now, `current`) as rotated files
+    /// to read from their start, in the order they appeared.
+    fn integrate_early(
+        &mut self,
+        current: Option<(u64, u64)>,
+        spec: &FrameSpec,
+    ) -> std::io::Result<()> {
+        while !self.early.is_empty() && self.files.len() < MAX_POSITIONS {
+            let (file, inode) = self.early.remove(0);
+            let held = self
+                .files
+                .iter()
+                .any(|f| (f.identity.dev, f.identity.ino) == inode);
+            if Some(inode) == current || held {
+                continue;
+            }
+            let identity = Identity::of(&file)?;
+            log::debug!(
+                "{}: reading inode {} that came and went while busy",
+                self.path.display(),
+                identity.ino
+            );
+            self.files.push(OpenFile {
+                file,
+                identity,
+                committed: 0,
+                lines: LineState::at(0),
+                framer: spec.framer(),
+                wd: None,
+                at_path: false,
+                idle_since: Some(Instant::now()),
+                dirty: true,
+            });
+        }
         Ok(())
     }
 
@@ -300,7 +397,8 @@ impl Tail {
             if f.identity.head_incomplete() && f.lines.next > f.identity.head_len as u64 {
                 f.identity = Identity::of(&f.file)?;
             }
-            if !lines.is_empty() {
+            if f.lines != before {
+                // Progress (lines, or the scan through an overlong one): counted against the turn.
                 if !f.at_path {
                     f.idle_since = Some(Instant::now());
                 }
@@ -318,7 +416,9 @@ impl Tail {
         Ok(None)
     }
 
-    /// Copytruncate: the current file is shorter than what was read, or starts differently.
+    /// Copytruncate: the current file is shorter than what was read, or starts differently. The
+    /// rest of the old content is read from its copy, then the contents noted in between (from
+    /// their copies, whole), then the file from its start.
     fn check_truncation(&mut self, index: usize, spec: &FrameSpec) -> std::io::Result<()> {
         let f = &self.files[index];
         let len = f.file.metadata()?.len();
@@ -328,36 +428,58 @@ impl Tail {
         }
         let committed = f.committed;
         let old = f.identity;
-        let copy = if committed > 0 {
-            find_sibling(&self.path, &old, committed, Some((old.dev, old.ino)))?
-        } else {
-            None
-        };
+        let mut held: Vec<(u64, u64)> = self
+            .files
+            .iter()
+            .map(|f| (f.identity.dev, f.identity.ino))
+            .collect();
+        let mut copies = Vec::new();
+        if committed > 0 {
+            match find_sibling(&self.path, &old, committed, &held)? {
+                Some(copy) => copies.push((copy, committed)),
+                None => log::warn!(
+                    "{} was truncated and no copy of it was found: what it held after offset \
+                     {committed} was not read",
+                    self.path.display()
+                ),
+            }
+        }
+        for head in std::mem::take(&mut self.cycles) {
+            let f = &self.files[index];
+            if head.same_head(&f.file, f.file.metadata()?.len())? {
+                continue; // the content at the path now
+            }
+            if let Some(inode) = copies.last().map(|(c, _): &(File, u64)| c.metadata()) {
+                let inode = inode?;
+                held.push((inode.dev(), inode.ino()));
+            }
+            match find_sibling(&self.path, &head, u64::from(head.head_len), &held)? {
+                Some(copy) => copies.push((copy, 0)),
+                None => log::warn!(
+                    "{}: a content copy-truncated in between was not found beside it",
+                    self.path.display()
+                ),
+            }
+        }
         let f = &mut self.files[index];
         f.identity = Identity::of(&f.file)?;
         f.committed = 0;
         f.lines = LineState::at(0);
         f.framer = spec.framer();
-        if let Some(copy) = copy {
+        for (i, (copy, from)) in copies.into_iter().enumerate() {
             let identity = Identity::of(&copy)?;
             let drained = OpenFile {
                 file: copy,
                 identity,
-                committed,
-                lines: LineState::at(committed),
+                committed: from,
+                lines: LineState::at(from),
                 framer: spec.framer(),
                 wd: None,
                 at_path: false,
                 idle_since: Some(Instant::now()),
                 dirty: true,
             };
-            self.files.insert(index, drained);
-        } else if committed > 0 {
-            log::warn!(
-                "{} was truncated and no copy of it was found: what it held after offset \
-                 {committed} was not read",
-                self.path.display()
-            );
+            self.files.insert(index + i, drained);
         }
         Ok(())
     }
@@ -365,13 +487,14 @@ impl Tail {
     /// The earliest moment something must happen without a new write: a group timeout or the end
     /// of a rotated file's grace.
     pub fn deadline(&self) -> Option<Instant> {
+        let grace = self.grace();
         self.files
             .iter()
             .flat_map(|f| {
                 let grace = f
                     .idle_since
                     .filter(|_| !f.at_path && !f.dirty)
-                    .map(|t| t + DRAIN_GRACE);
+                    .map(|t| t + grace);
                 [f.framer.deadline(), grace]
             })
             .flatten()
@@ -386,11 +509,11 @@ impl Tail {
         now: Instant,
         max_line: usize,
     ) -> std::io::Result<Vec<(usize, Entry)>> {
+        let grace = self.grace();
         let mut out = Vec::new();
         for (index, f) in self.files.iter_mut().enumerate() {
             let mut entries = Vec::new();
-            let done =
-                !f.at_path && !f.dirty && f.idle_since.is_some_and(|t| now >= t + DRAIN_GRACE);
+            let done = !f.at_path && !f.dirty && f.idle_since.is_some_and(|t| now >= t + grace);
             if done {
                 if let Some(line) = final_line(&f.file, &mut f.lines, max_line)? {
                     entries.push(Entry {
@@ -412,11 +535,16 @@ impl Tail {
 
     /// Closes rotated files whose grace passed. Returns whether one was closed.
     pub fn close_done(&mut self, now: Instant, watcher: &Watcher) -> bool {
+        let grace = self.grace();
         let before = self.files.len();
         self.files.retain(|f| {
-            let done =
-                !f.at_path && !f.dirty && f.idle_since.is_some_and(|t| now >= t + DRAIN_GRACE);
+            let done = !f.at_path && !f.dirty && f.idle_since.is_some_and(|t| now >= t + grace);
             if done {
+                log::debug!(
+                    "closing rotated inode {} at offset {}",
+                    f.identity.ino,
+                    f.committed
+                );
                 if let Some(wd) = f.wd {
                     watcher.unwatch(wd);
                 }
@@ -424,8 +552,8 @@ impl Tail {
             !done
         });
         if self.files.len() < before {
-            // Room for a successor that had to wait.
-            self.check_path |= self.files.iter().all(|f| !f.at_path);
+            // Room for a successor, or for files held early, that had to wait.
+            self.check_path |= !self.early.is_empty() || self.files.iter().all(|f| !f.at_path);
             true
         } else {
             false
@@ -439,6 +567,16 @@ impl Tail {
         }
     }
 
+    /// How long a rotated file read to its end stays open: [`DRAIN_GRACE`], or not at all when
+    /// the path holds as many files as its cursor can list (rotations faster than the grace).
+    fn grace(&self) -> Duration {
+        if self.files.len() + 1 >= MAX_POSITIONS {
+            Duration::ZERO
+        } else {
+            DRAIN_GRACE
+        }
+    }
+
     /// Files open.
     pub fn open_files(&self) -> usize {
         self.files.len()
@@ -446,12 +584,12 @@ impl Tail {
 }
 
 /// A file beside `path` whose head matches `identity` and that holds at least `offset` bytes;
-/// one with the same inode is preferred; `exclude` is an inode not to take (the truncated file).
+/// one with the same inode is preferred; `exclude` are inodes not to take (files already open).
 fn find_sibling(
     path: &Path,
     identity: &Identity,
     offset: u64,
-    exclude: Option<(u64, u64)>,
+    exclude: &[(u64, u64)],
 ) -> std::io::Result<Option<File>> {
     if identity.head_len == 0 {
         return Ok(None);
@@ -469,7 +607,7 @@ fn find_sibling(
             continue;
         };
         let inode = (meta.dev(), meta.ino());
-        if !meta.is_file() || meta.len() < offset || Some(inode) == exclude {
+        if !meta.is_file() || meta.len() < offset || exclude.contains(&inode) {
             continue;
         }
         let Ok(file) = File::open(&candidate) else {

@@ -23,6 +23,8 @@ type Cursors = Rc<RefCell<HashMap<String, Vec<u8>>>>;
 struct Probe {
     events: Rc<RefCell<Vec<LogEvent>>>,
     stats: Rc<TailStats>,
+    /// While set, the pipeline takes nothing: the module's sends wait on a full queue.
+    paused: Rc<std::cell::Cell<bool>>,
 }
 
 impl Probe {
@@ -80,11 +82,16 @@ fn with_collector_as<F, Fut>(
     let probe = Probe {
         events: Rc::default(),
         stats: module.stats(),
+        paused: Rc::default(),
     };
     let events = probe.events.clone();
+    let paused = probe.paused.clone();
     let store = cursors.clone();
     let consume = async move {
         while let Ok(submission) = rx.recv().await {
+            while paused.get() {
+                sleep(5).await;
+            }
             if let Some(cursor) = submission.cursor {
                 store.borrow_mut().insert(cursor.key, cursor.value);
             }
@@ -376,6 +383,75 @@ fn a_file_rotated_while_the_agent_was_down_is_finished_first() {
         sleep(300).await;
         let lines: Vec<String> = probe.events.borrow().iter().map(text).collect();
         assert_eq!(lines, ["written before the rotation", "written after it"]);
+    });
+}
+
+/// Lines `from..to` as the writer of the busy-queue tests writes them.
+fn numbered(from: usize, to: usize) -> Vec<u8> {
+    (from..to)
+        .flat_map(|n| format!("line {n:06}\n").into_bytes())
+        .collect()
+}
+
+fn numbers(events: &[LogEvent]) -> Vec<usize> {
+    events
+        .iter()
+        .map(|e| text(e)["line ".len()..].parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn files_deleted_while_the_queue_is_full_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, b"");
+    let mut s = source(&log, Format::Syslog);
+    s.only_future = true;
+    with_collector(config(vec![s]), &Cursors::default(), |probe| async move {
+        sleep(100).await;
+        probe.paused.set(true);
+        // Enough lines to fill the queue, then three files that come and go behind it.
+        append(&log, &numbered(0, 200));
+        sleep(100).await;
+        for k in 0..3 {
+            std::fs::remove_file(&log).unwrap();
+            append(&log, &numbered(200 + k * 10, 210 + k * 10));
+            sleep(50).await;
+        }
+        probe.paused.set(false);
+        let events = probe.wait_for(230, WAIT).await;
+        assert_eq!(numbers(&events), (0..230).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn copytruncate_cycles_while_the_queue_is_full_are_read_from_their_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, b"");
+    let mut s = source(&log, Format::Syslog);
+    s.only_future = true;
+    with_collector(config(vec![s]), &Cursors::default(), |probe| async move {
+        sleep(100).await;
+        probe.paused.set(true);
+        append(&log, &numbered(0, 200));
+        sleep(100).await;
+        let mut next = 200;
+        for k in 1..=3 {
+            std::fs::copy(&log, dir.path().join(format!("app.log.{k}"))).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&log)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+            append(&log, &numbered(next, next + 10));
+            next += 10;
+            sleep(50).await;
+        }
+        probe.paused.set(false);
+        let events = probe.wait_for(230, WAIT).await;
+        assert_eq!(numbers(&events), (0..230).collect::<Vec<_>>());
     });
 }
 

@@ -9,6 +9,8 @@
 
 mod config;
 #[cfg(feature = "logcollector")]
+mod file;
+#[cfg(feature = "logcollector")]
 mod framer;
 #[cfg(feature = "logcollector")]
 mod journal;

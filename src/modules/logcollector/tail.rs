@@ -11,81 +11,20 @@
 //! A file's `committed` offset moves only when the spool took an event ending there, and the
 //! cursor sent with each event lists every open file of the path, so a restart resumes each.
 
-use super::framer::{Entry, FrameSpec, Framer};
+use super::file::{find_sibling, OpenFile};
+use super::framer::{Entry, FrameSpec};
 use super::lines::{final_line, read_lines, Line, LineState};
 use super::position::{self, Identity, Position, MAX_POSITIONS};
 use super::watch::Watcher;
 use crate::runtime::MemoryAccount;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How long a rotated file is kept open after its last new data (a writer may still finish a
 /// line in it before reopening the new file).
 pub const DRAIN_GRACE: Duration = Duration::from_millis(1000);
-/// Sibling files looked at when searching for a rotated or copied file.
-const MAX_SIBLINGS: usize = 1000;
-
-/// An open file of a tailed path.
-pub struct OpenFile {
-    file: File,
-    identity: Identity,
-    /// After the last byte that made an accepted event.
-    committed: u64,
-    lines: LineState,
-    framer: Framer,
-    wd: Option<i32>,
-    /// This is the file the path names now.
-    at_path: bool,
-    /// For a rotated file: when it last gave data.
-    idle_since: Option<Instant>,
-    /// Written to since the last read (or not yet read to its end).
-    pub dirty: bool,
-}
-
-impl OpenFile {
-    fn open(
-        file: File,
-        offset: u64,
-        spec: &FrameSpec,
-        watcher: &Watcher,
-        path: &Path,
-    ) -> std::io::Result<OpenFile> {
-        let identity = Identity::of(&file)?;
-        Ok(OpenFile {
-            file,
-            identity,
-            committed: offset,
-            lines: LineState::at(offset),
-            framer: spec.framer(),
-            wd: watcher.watch_file(path).ok(),
-            at_path: true,
-            idle_since: None,
-            dirty: true,
-        })
-    }
-
-    fn position(&self) -> Position {
-        Position {
-            identity: self.identity,
-            offset: self.committed,
-        }
-    }
-
-    fn same_inode(&self, meta: &std::fs::Metadata) -> bool {
-        self.identity.dev == meta.dev() && self.identity.ino == meta.ino()
-    }
-
-    /// Moves the file aside: the path names another file now.
-    fn retire_from_path(&mut self) {
-        if self.at_path {
-            self.at_path = false;
-            self.idle_since = Some(Instant::now());
-            self.dirty = true;
-        }
-    }
-}
 
 /// Where to start reading a path seen for the first time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,23 +247,13 @@ impl Tail {
             if Some(inode) == current || held {
                 continue;
             }
-            let identity = Identity::of(&file)?;
+            let open = OpenFile::rotated(file, 0, spec)?;
             log::debug!(
                 "{}: reading inode {} that came and went while busy",
                 self.path.display(),
-                identity.ino
+                open.identity.ino
             );
-            self.files.push(OpenFile {
-                file,
-                identity,
-                committed: 0,
-                lines: LineState::at(0),
-                framer: spec.framer(),
-                wd: None,
-                at_path: false,
-                idle_since: Some(Instant::now()),
-                dirty: true,
-            });
+            self.files.push(open);
         }
         Ok(())
     }
@@ -467,19 +396,8 @@ impl Tail {
         f.lines = LineState::at(0);
         f.framer = spec.framer();
         for (i, (copy, from)) in copies.into_iter().enumerate() {
-            let identity = Identity::of(&copy)?;
-            let drained = OpenFile {
-                file: copy,
-                identity,
-                committed: from,
-                lines: LineState::at(from),
-                framer: spec.framer(),
-                wd: None,
-                at_path: false,
-                idle_since: Some(Instant::now()),
-                dirty: true,
-            };
-            self.files.insert(index + i, drained);
+            self.files
+                .insert(index + i, OpenFile::rotated(copy, from, spec)?);
         }
         Ok(())
     }
@@ -581,45 +499,4 @@ impl Tail {
     pub fn open_files(&self) -> usize {
         self.files.len()
     }
-}
-
-/// A file beside `path` whose head matches `identity` and that holds at least `offset` bytes;
-/// one with the same inode is preferred; `exclude` are inodes not to take (files already open).
-fn find_sibling(
-    path: &Path,
-    identity: &Identity,
-    offset: u64,
-    exclude: &[(u64, u64)],
-) -> std::io::Result<Option<File>> {
-    if identity.head_len == 0 {
-        return Ok(None);
-    }
-    let Some(dir) = path.parent() else {
-        return Ok(None);
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(None);
-    };
-    let mut by_head = None;
-    for entry in entries.take(MAX_SIBLINGS).flatten() {
-        let candidate = entry.path();
-        let Ok(meta) = std::fs::metadata(&candidate) else {
-            continue;
-        };
-        let inode = (meta.dev(), meta.ino());
-        if !meta.is_file() || meta.len() < offset || exclude.contains(&inode) {
-            continue;
-        }
-        let Ok(file) = File::open(&candidate) else {
-            continue;
-        };
-        if !identity.same_head(&file, meta.len())? {
-            continue;
-        }
-        if inode == (identity.dev, identity.ino) {
-            return Ok(Some(file));
-        }
-        by_head.get_or_insert(file);
-    }
-    Ok(by_head)
 }

@@ -1,5 +1,6 @@
 //! Commands pushed by the manager: refused unless the agent allows remote commands, run by the
-//! command module when it does. A real manager (in this process) and a real agent process.
+//! command module when it does; and child processes as the command module runs them. A real
+//! manager (in this process), a real agent process, real children.
 
 mod common;
 
@@ -166,4 +167,94 @@ fn commands_run_without_a_reaper_thread() {
         names.iter().all(|n| n == "gatewatch" || n == "async-io"),
         "only the executor and async-io's reactor: {names:?}"
     );
+}
+
+// Child processes on the executor, as the command module runs them (here rather than beside
+// `src/runtime/child.rs`: a thousand forks would race the library's own tests for their locks).
+
+use gatewatch::runtime::child::{driver, run};
+use std::ffi::OsString;
+use std::time::Instant;
+
+fn argv(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+fn always(_: &mut Vec<u8>, _: usize) -> bool {
+    true
+}
+
+/// Runs `f` on this thread with the reaper driven by the test, as the agent does.
+fn on_executor<T>(f: impl std::future::Future<Output = T>) -> T {
+    use futures_lite::FutureExt;
+    smol::block_on(f.or(async {
+        driver().await;
+        unreachable!("the driver never ends")
+    }))
+}
+
+/// Whether `pid` is a zombie child of this process.
+fn is_our_zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // After the command name in parentheses: state, then parent pid.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let mut fields = rest.split_whitespace();
+    let state = fields.next().unwrap_or("");
+    let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    state == "Z" && ppid == std::process::id()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[test]
+fn command_timeout_kills_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("grandchild.pid");
+    let script = format!("sleep 300 & echo $! > {}; sleep 300", pidfile.display());
+    let out = on_executor(run(
+        &argv(&["/bin/sh", "-c", &script]),
+        Duration::from_millis(500),
+        1024,
+        &always,
+    ))
+    .unwrap();
+    assert!(out.timed_out);
+    assert_eq!(out.signal, Some(9), "the child was killed");
+    assert!(out.elapsed < Duration::from_secs(5));
+    let grandchild: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(grandchild) {
+        assert!(
+            Instant::now() < deadline,
+            "the background process {grandchild} of the group was killed too"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn no_zombies_after_1000_runs() {
+    let pids = on_executor(async {
+        let mut pids = Vec::new();
+        for _ in 0..1000 {
+            let out = run(&argv(&["true"]), Duration::from_secs(10), 64, &always)
+                .await
+                .unwrap();
+            assert_eq!(out.exit_code, Some(0));
+            pids.push(out.pid);
+        }
+        pids
+    });
+    let zombies: Vec<u32> = pids.into_iter().filter(|&p| is_our_zombie(p)).collect();
+    assert!(zombies.is_empty(), "zombies left: {zombies:?}");
 }

@@ -127,10 +127,8 @@ fn aarch64_agent_streams_to_x86_manager() {
 
     // qemu-user passes SIGTERM on to the emulated agent, which stops cleanly.
     common::sigterm(&running.0);
-    let status = wait_for(
-        Duration::from_secs(30),
-        "the aarch64 agent to exit",
-        || running.0.try_wait().expect("wait for the agent"),
-    );
+    let status = wait_for(Duration::from_secs(30), "the aarch64 agent to exit", || {
+        running.0.try_wait().expect("wait for the agent")
+    });
     assert!(status.success(), "the aarch64 agent exited with {status}");
 }

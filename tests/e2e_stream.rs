@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{wait_for, Agent, Manager};
+use common::{enrolled_agent, wait_for, Agent, Manager};
 use std::time::Duration;
 
 /// A generator table for the agent configuration.
@@ -23,17 +23,6 @@ fn wait_for_numbers(manager: &Manager, agent_id: u32, count: usize, timeout: Dur
     )
 }
 
-fn enrolled_agent(dir: &std::path::Path, manager: &Manager, extra: &str) -> Agent {
-    let agent = Agent::configure(dir, manager, extra);
-    let out = agent.command(&["enroll"]);
-    assert!(
-        out.status.success(),
-        "enroll failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    agent
-}
-
 #[test]
 fn enroll_then_stream() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,13 +33,7 @@ fn enroll_then_stream() {
     );
     let mut agent = Agent::configure(&dir.path().join("agent"), &manager, &extra);
     agent.spawn(); // enrolls automatically: no credentials yet
-    let id = wait_for(Duration::from_secs(30), "enrollment", || {
-        agent
-            .state_dir
-            .join("client.keys")
-            .exists()
-            .then(|| agent.agent_id())
-    });
+    let id = agent.wait_enrolled();
     let numbers = wait_for_numbers(&manager, id, 10_000, Duration::from_secs(180));
     assert_eq!(
         numbers,

@@ -13,6 +13,8 @@ pub const PASSWORD_ENV: &str = "GATEWATCH_ENROLL_PASSWORD";
 pub const DEFAULT_EVENTS_PORT: u16 = 1514;
 /// Default enrollment port (Wazuh's `1515`).
 pub const DEFAULT_ENROLL_PORT: u16 = 1515;
+/// Default REST API port (Wazuh's `55000`).
+pub const DEFAULT_API_PORT: u16 = 55000;
 /// The agent's TLS verifier copies names into 64-byte buffers; a longer name could never match.
 pub const MAX_SERVER_NAME_LEN: usize = 64;
 
@@ -50,6 +52,40 @@ pub struct ManagerOptions {
     pub max_enroll_connections: usize,
     /// Simultaneous event connections (sessions and handshakes). Default 4096.
     pub max_sessions: usize,
+    /// The REST API. `None` (the library's default) serves none; the command line serves it on
+    /// [`DEFAULT_API_PORT`] unless told otherwise.
+    pub api: Option<ApiOptions>,
+}
+
+/// Settings of the REST API (HTTPS, with the manager's server certificate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiOptions {
+    /// Port; 0 picks a free one. Default 55000.
+    pub port: u16,
+    /// Lifetime of a token (Wazuh's `auth_token_exp_timeout`). Default 900 s.
+    pub token_timeout: Duration,
+    /// Failed logins from one address within `block_time` before it is blocked. Default 50.
+    pub max_login_attempts: u32,
+    /// The window for counting failed logins, and how long a block lasts. Default 300 s.
+    pub block_time: Duration,
+    /// Simultaneous API connections; more are closed at once. Default 128 (each may buffer a
+    /// request of up to 1 MiB).
+    pub max_connections: usize,
+    /// Give the `wazuh` user a new random password at start (for a lost one). Default false.
+    pub reset_admin_password: bool,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            port: DEFAULT_API_PORT,
+            token_timeout: Duration::from_secs(900),
+            max_login_attempts: 50,
+            block_time: Duration::from_secs(300),
+            max_connections: 128,
+            reset_admin_password: false,
+        }
+    }
 }
 
 impl ManagerOptions {
@@ -71,6 +107,7 @@ impl ManagerOptions {
             session_idle_timeout: Duration::from_secs(600),
             max_enroll_connections: 64,
             max_sessions: 4096,
+            api: None,
         }
     }
 
@@ -114,6 +151,19 @@ impl ManagerOptions {
                 "worker threads and connection limits must be at least 1".into(),
             ));
         }
+        if let Some(api) = &self.api {
+            if api.token_timeout.as_secs() == 0 || api.block_time.as_secs() == 0 {
+                return Err(ManagerError::Config(
+                    "--api-token-timeout and --api-block-time must be at least 1 second".into(),
+                ));
+            }
+            if api.max_login_attempts == 0 || api.max_connections == 0 {
+                return Err(ManagerError::Config(
+                    "--api-max-login-attempts and the API connection limit must be at least 1"
+                        .into(),
+                ));
+            }
+        }
         if self.password.as_deref() == Some("") {
             return Err(ManagerError::Config(
                 "the enrollment password is empty".into(),
@@ -145,7 +195,7 @@ pub fn check_server_name(name: &str) -> Result<(), &'static str> {
 }
 
 /// The machine's hostname, if the kernel tells it.
-fn hostname() -> Option<String> {
+pub(crate) fn hostname() -> Option<String> {
     let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .ok()?;
@@ -173,6 +223,14 @@ usage: gatewatch-manager --data-dir DIR [options]
   --name NAME           a name or IP agents use to reach this manager; repeatable; the first is
                         the certificate CN (default: hostname, localhost, 127.0.0.1, ::1)
   --password-file F     enrollment password: first line of F (else $GATEWATCH_ENROLL_PASSWORD)
+  --api-port N          REST API port (default 55000; 0 = any free port)
+  --no-api              do not serve the REST API
+  --api-token-timeout S lifetime of API tokens in seconds (default 900)
+  --api-max-login-attempts N
+                        failed logins from one address before it is blocked (default 50)
+  --api-block-time S    window for those failures and length of the block (default 300)
+  --api-reset-password  give the API user `wazuh` a new random password (printed, and written
+                        to DIR/api-admin.txt)
   --agent-ca F          require agents to enroll with a client certificate signed by this CA
   --server-cert F --server-key F --ca-cert F
                         use these PEM files instead of the manager's own CA
@@ -187,11 +245,25 @@ pub fn parse_args(args: &[String], env_password: Option<String>) -> Result<Cli, 
     let mut opts = ManagerOptions::new(PathBuf::new());
     let mut password_file: Option<PathBuf> = None;
     let mut level = log::LevelFilter::Info;
+    let mut api = Some(ApiOptions::default());
     let mut i = 0;
     while i < args.len() {
         let arg = args[i].as_str();
         if arg == "-h" || arg == "--help" {
             return Ok(Cli::Help);
+        }
+        if arg == "--no-api" {
+            api = None;
+            i += 1;
+            continue;
+        }
+        if arg == "--api-reset-password" {
+            let Some(api) = api.as_mut() else {
+                return Err(bad(arg, "cannot be combined with --no-api"));
+            };
+            api.reset_admin_password = true;
+            i += 1;
+            continue;
         }
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
@@ -218,6 +290,15 @@ pub fn parse_args(args: &[String], env_password: Option<String>) -> Result<Cli, 
             "--enroll-port" => opts.enroll_port = parse_port(flag, &value)?,
             "--name" => opts.names.push(value),
             "--password-file" => password_file = Some(PathBuf::from(value)),
+            "--api-port"
+            | "--api-token-timeout"
+            | "--api-max-login-attempts"
+            | "--api-block-time" => {
+                let Some(api) = api.as_mut() else {
+                    return Err(bad(flag, "cannot be combined with --no-api"));
+                };
+                set_api_option(api, flag, &value)?;
+            }
             "--agent-ca" => opts.agent_ca = Some(PathBuf::from(value)),
             "--server-cert" => opts.server_cert = Some(PathBuf::from(value)),
             "--server-key" => opts.server_key = Some(PathBuf::from(value)),
@@ -240,12 +321,28 @@ pub fn parse_args(args: &[String], env_password: Option<String>) -> Result<Cli, 
         Some(path) => Some(read_password_file(&path)?),
         None => env_password.filter(|p| !p.is_empty()),
     };
+    opts.api = api;
     opts.validate()?;
     Ok(Cli::Run(Box::new(opts), level))
 }
 
 fn bad(flag: &str, why: &str) -> ManagerError {
     ManagerError::Config(format!("{flag} {why}"))
+}
+
+fn set_api_option(api: &mut ApiOptions, flag: &str, value: &str) -> Result<(), ManagerError> {
+    let number = || -> Result<u32, ManagerError> {
+        value
+            .parse()
+            .map_err(|_| bad(flag, &format!("{value:?} is not a whole number")))
+    };
+    match flag {
+        "--api-port" => api.port = parse_port(flag, value)?,
+        "--api-token-timeout" => api.token_timeout = Duration::from_secs(number()?.into()),
+        "--api-max-login-attempts" => api.max_login_attempts = number()?,
+        _ => api.block_time = Duration::from_secs(number()?.into()),
+    }
+    Ok(())
 }
 
 fn parse_port(flag: &str, value: &str) -> Result<u16, ManagerError> {
@@ -362,6 +459,51 @@ mod tests {
             panic!("expected run")
         };
         assert_eq!(o.password.as_deref(), Some("pw"));
+    }
+
+    #[test]
+    fn api_is_on_by_default_and_its_options_are_parsed() {
+        let o = run(&["--data-dir", "/d"]).unwrap();
+        assert_eq!(o.api, Some(ApiOptions::default()));
+        let o = run(&[
+            "--data-dir",
+            "/d",
+            "--api-port",
+            "0",
+            "--api-token-timeout=60",
+            "--api-max-login-attempts",
+            "3",
+            "--api-block-time",
+            "10",
+        ])
+        .unwrap();
+        let api = o.api.unwrap();
+        assert_eq!(api.port, 0);
+        assert!(!api.reset_admin_password);
+        let reset = run(&["--data-dir", "/d", "--api-reset-password"]).unwrap();
+        assert!(reset.api.unwrap().reset_admin_password);
+        assert_eq!(api.token_timeout, Duration::from_secs(60));
+        assert_eq!(
+            (api.max_login_attempts, api.block_time),
+            (3, Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn no_api_turns_it_off_and_refuses_api_options() {
+        assert_eq!(run(&["--data-dir", "/d", "--no-api"]).unwrap().api, None);
+        let err = run(&["--data-dir", "/d", "--no-api", "--api-port", "1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--api-port"), "{err}");
+    }
+
+    #[test]
+    fn zero_token_timeout_is_refused() {
+        let err = run(&["--data-dir", "/d", "--api-token-timeout", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--api-token-timeout"), "{err}");
     }
 
     #[test]

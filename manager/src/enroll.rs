@@ -22,9 +22,9 @@ use crate::store::RegisterOutcome;
 use crate::{RegisterRefused, Registered};
 
 /// Group of agents that ask for none.
-const DEFAULT_GROUP: &str = "default";
+pub(crate) const DEFAULT_GROUP: &str = "default";
 /// Longest agent name (Wazuh's limit).
-const MAX_NAME_LEN: usize = 128;
+pub(crate) const MAX_NAME_LEN: usize = 128;
 /// Groups one agent may ask for.
 const MAX_GROUPS: usize = 64;
 
@@ -164,7 +164,7 @@ pub(crate) async fn register(
 }
 
 /// `[A-Za-z0-9._-]{1,128}`.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
         && name
             .bytes()
@@ -172,7 +172,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// 32 random bytes as 64 lowercase hex characters.
-fn new_key() -> String {
+pub(crate) fn new_key() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)

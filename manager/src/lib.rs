@@ -2,9 +2,10 @@
 //! commands.
 //!
 //! [`start`] creates (or loads) the certificates in the data directory, opens the SQLite store,
-//! binds the enrollment and event ports and serves them on a few executor threads; it returns a
-//! [`ManagerHandle`] once both ports listen. One thread owns the database: events are committed
-//! before they are acked, so killing the manager at any moment loses nothing an agent saw acked.
+//! binds the enrollment and event ports (and the REST API's, see [`ApiOptions`]) and serves them
+//! on a few executor threads; it returns a [`ManagerHandle`] once every port listens. One thread
+//! owns the database: events are committed before they are acked, so killing the manager at any
+//! moment loses nothing an agent saw acked.
 //!
 //! ```no_run
 //! use gatewatch_manager::{start, ManagerOptions};
@@ -20,13 +21,16 @@
 //! # Ok::<(), gatewatch_manager::ManagerError>(())
 //! ```
 
+mod api;
 mod certs;
 mod config;
 mod conn;
 mod enroll;
 mod error;
+mod inventory;
 mod model;
 mod receiver;
+mod sca;
 mod server;
 mod sessions;
 mod store;
@@ -41,14 +45,16 @@ use futures_rustls::TlsAcceptor;
 use gatewatch_proto::Command;
 use smol::Executor;
 
+pub use api::{ApiCredentials, ADMIN_FILE, ADMIN_USER, OPENAPI};
 pub use config::{
-    check_server_name, parse_args, read_password_file, Cli, ManagerOptions, DEFAULT_ENROLL_PORT,
-    DEFAULT_EVENTS_PORT, PASSWORD_ENV, USAGE,
+    check_server_name, parse_args, read_password_file, ApiOptions, Cli, ManagerOptions,
+    DEFAULT_API_PORT, DEFAULT_ENROLL_PORT, DEFAULT_EVENTS_PORT, PASSWORD_ENV, USAGE,
 };
 pub use error::ManagerError;
+pub use inventory::{Items, Query, QueryError, SyncState};
 pub use model::{AgentRecord, AgentStatus, NotConnected, RegisterRefused, Registered, StoredEvent};
+pub use sca::ScaSyncState;
 
-use model::now_ms;
 use server::{accept_loop, Context};
 use sessions::Sessions;
 use store::Subscribers;
@@ -58,6 +64,8 @@ use store::Subscribers;
 pub struct ManagerHandle {
     events_addr: SocketAddr,
     enroll_addr: SocketAddr,
+    api_addr: Option<SocketAddr>,
+    api_credentials: Option<ApiCredentials>,
     ca_pem_path: PathBuf,
     ctx: Arc<Context>,
     subscribers: Subscribers,
@@ -78,6 +86,18 @@ pub fn start(opts: ManagerOptions) -> Result<ManagerHandle, ManagerError> {
     let enroll_listener = bind(SocketAddr::new(opts.listen_addr, opts.enroll_port))?;
     let events_addr = local_addr(&events_listener)?;
     let enroll_addr = local_addr(&enroll_listener)?;
+    let api_listener = match &opts.api {
+        Some(api) => {
+            let tls = TlsAcceptor::from(tls::api_config(&material)?);
+            let listener = bind(SocketAddr::new(opts.listen_addr, api.port))?;
+            Some((tls, listener, api.max_connections))
+        }
+        None => None,
+    };
+    let api_addr = api_listener
+        .as_ref()
+        .map(|(_, listener, _)| local_addr(listener))
+        .transpose()?;
 
     let subscribers = Subscribers::default();
     let (store, store_thread) = store::start(&opts.data_dir, subscribers.clone())?;
@@ -104,6 +124,8 @@ pub fn start(opts: ManagerOptions) -> Result<ManagerHandle, ManagerError> {
     let mut handle = ManagerHandle {
         events_addr,
         enroll_addr,
+        api_addr,
+        api_credentials: None,
         ca_pem_path: material.ca_pem_path,
         ctx: ctx.clone(),
         subscribers,
@@ -113,7 +135,7 @@ pub fn start(opts: ManagerOptions) -> Result<ManagerHandle, ManagerError> {
         store_thread: Some(store_thread),
     };
 
-    let services = [
+    let mut services = vec![
         (
             "events",
             events_listener,
@@ -127,6 +149,11 @@ pub fn start(opts: ManagerOptions) -> Result<ManagerHandle, ManagerError> {
             Service::Enroll(enroll_tls),
         ),
     ];
+    if let (Some((tls, listener, max)), Some(api_opts)) = (api_listener, &opts.api) {
+        let (state, first) = api::ApiState::open(ctx.clone(), &opts.data_dir, api_opts)?;
+        handle.api_credentials = first;
+        services.push(("api", listener, max, Service::Api(tls, state)));
+    }
     for (name, listener, max, service) in services {
         let (ctx, weak) = (ctx.clone(), Arc::downgrade(&executor));
         let serve = move |tcp, peer| service.serve(ctx.clone(), tcp, peer);
@@ -145,14 +172,20 @@ pub fn start(opts: ManagerOptions) -> Result<ManagerHandle, ManagerError> {
             .map_err(|e| ManagerError::Config(format!("cannot start a worker thread: {e}")))?;
         handle.workers.push(worker);
     }
-    log::info!("listening: events on {events_addr}, enrollment on {enroll_addr}");
+    match api_addr {
+        Some(api) => log::info!(
+            "listening: events on {events_addr}, enrollment on {enroll_addr}, API on {api}"
+        ),
+        None => log::info!("listening: events on {events_addr}, enrollment on {enroll_addr}"),
+    }
     Ok(handle)
 }
 
-/// The two TLS services, each with its acceptor.
+/// The TLS services, each with its acceptor.
 enum Service {
     Events(TlsAcceptor),
     Enroll(TlsAcceptor),
+    Api(TlsAcceptor, Arc<api::ApiState>),
 }
 
 impl Service {
@@ -167,6 +200,9 @@ impl Service {
                 Box::pin(receiver::serve_connection(ctx, tls.clone(), tcp, peer))
             }
             Service::Enroll(tls) => Box::pin(enroll::serve_connection(ctx, tls.clone(), tcp, peer)),
+            Service::Api(tls, state) => {
+                Box::pin(api::serve_connection(state.clone(), tls.clone(), tcp, peer))
+            }
         }
     }
 }
@@ -211,6 +247,18 @@ impl ManagerHandle {
         self.enroll_addr
     }
 
+    /// Address of the REST API, when it is served.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    /// The API user and password made at this start (the first one, or one with
+    /// [`ApiOptions::reset_admin_password`]; otherwise `None`): the caller shows them to the
+    /// operator once. They are also in [`ADMIN_FILE`] in the data directory.
+    pub fn api_credentials(&self) -> Option<&ApiCredentials> {
+        self.api_credentials.as_ref()
+    }
+
     /// PEM file of the CA that agents pin (the generated `ca.pem`, or `--ca-cert`).
     pub fn ca_pem_path(&self) -> PathBuf {
         self.ca_pem_path.clone()
@@ -225,18 +273,7 @@ impl ManagerHandle {
     /// Queues a command for a connected agent and returns the command id; its result arrives as
     /// a `CommandResult` and is stored in `command_results`.
     pub fn send_command(&self, agent_id: u32, command: Command) -> Result<u64, NotConnected> {
-        let json = serde_json::to_string(&command).unwrap_or_default();
-        let id = self.ctx.sessions.send_command(agent_id, command)?;
-        log::info!(
-            "command {id} {json} queued for agent {}",
-            gatewatch_proto::format_agent_id(agent_id)
-        );
-        self.ctx.store.spawn(move |db| {
-            if let Err(e) = db.command_sent(id, agent_id, &json, now_ms()) {
-                log::warn!("command {id}: {e}");
-            }
-        });
-        Ok(id)
+        self.ctx.send_command(agent_id, command)
     }
 
     /// Every registered agent with its status. Blocks on the store thread: call it from a plain
@@ -246,13 +283,7 @@ impl ManagerHandle {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let status = if self.ctx.sessions.is_connected(r.id) {
-                    AgentStatus::Active
-                } else if r.last_keepalive_ms.is_some() {
-                    AgentStatus::Disconnected
-                } else {
-                    AgentStatus::NeverConnected
-                };
+                let status = api::view::status_of(&r, self.ctx.sessions.is_connected(r.id));
                 AgentRecord {
                     id: r.id,
                     name: r.name,

@@ -1,7 +1,8 @@
 //! `gatewatch-manager`: runs the manager until SIGTERM or SIGINT.
 //!
-//! Prints `listening events=<addr> enroll=<addr>` on stdout once both ports listen, and writes
-//! the ports to `DIR/manager.ports` for scripts that started it with port 0.
+//! Prints `listening events=<addr> enroll=<addr> api=<addr>` on stdout once the ports listen
+//! (and, at the first start, the generated API password), and writes the ports to
+//! `DIR/manager.ports` (`events=`, `enroll=`, `api=`) for scripts that started it with port 0.
 
 mod logger;
 
@@ -42,24 +43,38 @@ fn run(opts: gatewatch_manager::ManagerOptions) -> Result<(), ManagerError> {
             .map_err(|e| ManagerError::Config(format!("cannot watch SIGTERM/SIGINT: {e}")))?;
     let ports_file = opts.data_dir.join("manager.ports");
     let manager = start(opts)?;
-    let ports = format!(
+    let mut ports = format!(
         "events={}\nenroll={}\n",
         manager.events_addr().port(),
         manager.enroll_addr().port()
     );
+    if let Some(api) = manager.api_addr() {
+        ports.push_str(&format!("api={}\n", api.port()));
+    }
     std::fs::write(&ports_file, ports).map_err(|source| ManagerError::File {
         path: ports_file.clone(),
         what: "cannot write",
         source,
     })?;
     let mut stdout = std::io::stdout().lock();
-    let announced = writeln!(
-        stdout,
+    let mut line = format!(
         "listening events={} enroll={}",
         manager.events_addr(),
         manager.enroll_addr()
-    )
-    .and_then(|_| stdout.flush());
+    );
+    if let Some(api) = manager.api_addr() {
+        line.push_str(&format!(" api={api}"));
+    }
+    // Shown once, when it is made: afterwards only the 0600 file holds the password.
+    if let Some(first) = manager.api_credentials() {
+        line.push_str(&format!(
+            "\nAPI user {:?} has the password {:?} (also in {})",
+            first.user,
+            first.password,
+            first.file.display()
+        ));
+    }
+    let announced = writeln!(stdout, "{line}").and_then(|_| stdout.flush());
     if let Err(e) = announced {
         log::warn!("cannot write to stdout: {e}");
     }

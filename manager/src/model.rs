@@ -120,3 +120,89 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// A time as the Wazuh API writes agent dates: `YYYY-MM-DDTHH:MM:SS+00:00` (UTC).
+pub(crate) fn format_time_ms(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => "9999-12-31T23:59:59+00:00".to_string(),
+    }
+}
+
+/// Parses the date forms the API accepts (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`,
+/// `YYYY-MM-DDTHH:MM:SS` with an optional `Z` or `+00:00`) as UTC seconds since the epoch.
+pub(crate) fn parse_time_secs(text: &str) -> Option<i64> {
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))
+        .unwrap_or(text);
+    let (date, clock) = match text.split_once(['T', ' ']) {
+        Some((d, c)) => (d, Some(c)),
+        None => (text, None),
+    };
+    let numbers = |s: &str, n: usize| -> Option<Vec<u32>> {
+        let parts: Vec<u32> = s
+            .split(['-', ':'])
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
+        (parts.len() == n).then_some(parts)
+    };
+    let d = numbers(date, 3)?;
+    let c = match clock {
+        Some(c) => numbers(c, 3)?,
+        None => vec![0, 0, 0],
+    };
+    let month = time::Month::try_from(u8::try_from(d[1]).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(d[0]).ok()?, month, u8::try_from(d[2]).ok()?)
+            .ok()?;
+    let clock = time::Time::from_hms(
+        u8::try_from(c[0]).ok()?,
+        u8::try_from(c[1]).ok()?,
+        u8::try_from(c[2]).ok()?,
+    )
+    .ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, clock)
+            .assume_utc()
+            .unix_timestamp(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_in_the_wazuh_form_and_read_back() {
+        let text = format_time_ms(1_700_000_000_123);
+        assert_eq!(text, "2023-11-14T22:13:20+00:00");
+        assert_eq!(parse_time_secs(&text), Some(1_700_000_000));
+        assert_eq!(parse_time_secs("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(parse_time_secs("2023-11-14 22:13:20"), Some(1_700_000_000));
+        assert_eq!(parse_time_secs("2023-11-14"), Some(1_699_920_000));
+    }
+
+    #[test]
+    fn malformed_dates_are_refused() {
+        for bad in [
+            "",
+            "2023-13-01",
+            "2023-11",
+            "yesterday",
+            "2023-11-14T25:00:00",
+            "7d",
+        ] {
+            assert_eq!(parse_time_secs(bad), None, "{bad}");
+        }
+    }
+}

@@ -116,7 +116,7 @@ where
                 if sessions.is_connected(agent_id) {
                     Ok(())
                 } else {
-                    db.session_closed(agent_id)
+                    db.session_closed(agent_id, now_ms())
                 }
             })
             .await;
@@ -156,13 +156,18 @@ where
             format!("agent speaks protocol {version}, this manager at most {PROTOCOL_VERSION}");
         return Err(SessionError::Refused(Refusal::UnsupportedVersion, detail));
     }
-    let Some((name, key)) = ctx
+    let (found, revoked) = ctx
         .store
-        .call(move |db| db.agent_credentials(agent_id))
-        .await?
-    else {
-        let detail = format!("no agent {} is registered", format_agent_id(agent_id));
-        return Err(SessionError::Refused(Refusal::UnknownAgent, detail));
+        .call(move |db| Ok((db.agent_credentials(agent_id)?, db.revocation(agent_id)?)))
+        .await?;
+    let Some((name, key)) = found else {
+        return Err(match revoked {
+            Some((name, when_ms)) => revoked_refusal(agent_id, &name, when_ms),
+            None => SessionError::Refused(
+                Refusal::UnknownAgent,
+                format!("no agent {} is registered", format_agent_id(agent_id)),
+            ),
+        });
     };
     let mut nonce = [0u8; 32];
     OsRng.fill_bytes(&mut nonce);
@@ -210,10 +215,16 @@ async fn serve_agent<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let ack_up_to = ctx
+    let ip = peer.ip().to_string();
+    let opened = ctx
         .store
-        .call(move |db| db.session_opened(agent_id, now_ms()))
+        .call(move |db| db.session_opened(agent_id, &ip, now_ms()))
         .await?;
+    let Some(ack_up_to) = opened else {
+        // Deleted between the challenge and now: the deletion could not see this session yet.
+        let detail = format!("agent {} was deleted", format_agent_id(agent_id));
+        return Err(SessionError::Refused(Refusal::Revoked, detail));
+    };
     conn.send(&ManagerMessage::Welcome {
         version: PROTOCOL_VERSION,
         ack_up_to,
@@ -233,6 +244,15 @@ where
             return Err(SessionError::Conn(ConnError::Timeout(ctx.idle_timeout)));
         };
         match step {
+            Step::Command(Ok(refusal @ ManagerMessage::Refused { .. })) => {
+                // The agent was deleted: tell it why, then close.
+                log::info!(
+                    "agent {} ({name}) from {peer}: credentials revoked, closing its session",
+                    format_agent_id(agent_id)
+                );
+                conn.send(&refusal).await?;
+                return Ok(());
+            }
             Step::Command(Ok(command)) => conn.send(&command).await?,
             Step::Command(Err(_)) => {
                 log::info!(
@@ -376,6 +396,16 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8], received_ms: u64) -> NewEven
         kind: "malformed".into(),
         payload_json,
     }
+}
+
+/// The refusal of a deleted agent, saying when it was deleted.
+fn revoked_refusal(agent_id: u32, name: &str, when_ms: u64) -> SessionError {
+    let detail = format!(
+        "agent {} ({name}) was deleted from the manager at {}",
+        format_agent_id(agent_id),
+        crate::model::format_time_ms(when_ms)
+    );
+    SessionError::Refused(Refusal::Revoked, detail)
 }
 
 fn name_of(msg: &AgentMessage<'_>) -> &'static str {

@@ -10,8 +10,12 @@ use async_net::{TcpListener, TcpStream};
 use smol::lock::Semaphore;
 use smol::Executor;
 
+use gatewatch_proto::Command;
+
+use crate::model::now_ms;
 use crate::sessions::Sessions;
 use crate::store::Store;
+use crate::NotConnected;
 
 /// State shared by the connection handlers.
 pub(crate) struct Context {
@@ -29,6 +33,28 @@ pub(crate) struct Context {
     pub require_agent_cert: bool,
     /// DER of the CA given to agents at enrollment.
     pub ca_der: Vec<u8>,
+}
+
+impl Context {
+    /// Queues a command for a connected agent, records it in the store, and returns its id.
+    pub(crate) fn send_command(
+        &self,
+        agent_id: u32,
+        command: Command,
+    ) -> Result<u64, NotConnected> {
+        let json = serde_json::to_string(&command).unwrap_or_default();
+        let id = self.sessions.send_command(agent_id, command)?;
+        log::info!(
+            "command {id} {json} queued for agent {}",
+            gatewatch_proto::format_agent_id(agent_id)
+        );
+        self.store.spawn(move |db| {
+            if let Err(e) = db.command_sent(id, agent_id, &json, now_ms()) {
+                log::warn!("command {id}: {e}");
+            }
+        });
+        Ok(id)
+    }
 }
 
 /// Accepts connections for `service` until the executor is gone, serving at most `max` at once

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use async_channel::{Receiver, Sender, TrySendError};
-use gatewatch_proto::{Command, ManagerMessage};
+use gatewatch_proto::{Command, ManagerMessage, Refusal};
 
 use crate::NotConnected;
 
@@ -76,6 +76,19 @@ impl Sessions {
         }
     }
 
+    /// Ends the agent's live session, if any: the session tells the agent it was refused for
+    /// `reason` (after the commands already queued), then closes. True if there was one.
+    pub(crate) fn close(&self, agent_id: u32, reason: Refusal, detail: String) -> bool {
+        let Some(live) = self.lock().remove(&agent_id) else {
+            return false;
+        };
+        // A full queue only loses the explanation: dropping the sender still ends the session.
+        let _ = live
+            .commands
+            .try_send(ManagerMessage::Refused { reason, detail });
+        true
+    }
+
     /// Whether the agent has a live session.
     pub(crate) fn is_connected(&self, agent_id: u32) -> bool {
         self.lock().contains_key(&agent_id)
@@ -132,6 +145,24 @@ mod tests {
         );
         assert!(s.unregister(1, new_token));
         assert!(!s.is_connected(1));
+    }
+
+    #[test]
+    fn closed_session_gets_the_refusal_then_its_channel_ends() {
+        let s = Sessions::new(0);
+        let (token, rx) = s.register(4);
+        assert!(s.close(4, Refusal::Revoked, "deleted".into()));
+        assert!(!s.is_connected(4));
+        assert!(!s.unregister(4, token));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            ManagerMessage::Refused {
+                reason: Refusal::Revoked,
+                detail: "deleted".into()
+            }
+        );
+        assert!(rx.try_recv().is_err() && rx.is_closed());
+        assert!(!s.close(4, Refusal::Revoked, String::new()));
     }
 
     #[test]

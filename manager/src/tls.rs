@@ -63,6 +63,20 @@ pub(crate) fn enroll_config(
     Ok(finish(config))
 }
 
+/// Configuration of the REST API: TLS 1.2 or 1.3 (curl, scripts and browsers, not agents),
+/// HTTP/1.1 by ALPN, no client certificates.
+pub(crate) fn api_config(material: &TlsMaterial) -> Result<Arc<ServerConfig>, ManagerError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| ManagerError::cert("API TLS configuration", e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![material.leaf.clone()], material.key.clone_key())
+        .map_err(|e| ManagerError::cert("server certificate and key", e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Agents never resume sessions: sending them tickets would only cost their memory.
 fn finish(mut config: ServerConfig) -> Arc<ServerConfig> {
     config.send_tls13_tickets = 0;

@@ -24,6 +24,11 @@ pub enum Payload {
     Agent(AgentEvent),
     /// Numbered synthetic events from the `generator` module (demos, tests, benchmarks).
     Generator(GeneratorEvent),
+    /// System inventory rows and their changes (`inventory` module). Boxed: rows are large and
+    /// would make every payload as big as the largest.
+    Inventory(Box<crate::inventory::InventoryEvent>),
+    /// Security configuration assessment results (`sca` module). Boxed, as above.
+    Sca(Box<crate::sca::ScaEvent>),
 }
 
 impl Payload {
@@ -32,6 +37,8 @@ impl Payload {
         match self {
             Payload::Agent(a) => a.kind(),
             Payload::Generator(_) => "generator.event",
+            Payload::Inventory(i) => i.kind(),
+            Payload::Sca(s) => s.kind(),
         }
     }
 }

@@ -19,6 +19,8 @@
 pub mod enroll;
 pub mod event;
 pub mod frame;
+pub mod inventory;
+pub mod sca;
 pub mod session;
 
 pub use enroll::{EnrollRefusal, EnrollRequest, EnrollResponse};

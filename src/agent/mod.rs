@@ -50,13 +50,65 @@ impl std::error::Error for AgentError {}
 /// Time the link gets, once modules stopped, to deliver what is pending.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs the agent on this thread until it is stopped.
-pub fn run(config: Config) -> Result<Exit, AgentError> {
-    let executor = LocalExecutor::new();
-    smol::block_on(executor.run(run_on(&executor, config)))
+/// Why [`run_on`] stopped with an error.
+enum Failure {
+    /// The manager refused this agent's identity (deleted, unknown, wrong key).
+    Refused(link::LinkError),
+    /// Anything else.
+    Other(AgentError),
 }
 
-async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, AgentError> {
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused(e) => e.fmt(f),
+            Failure::Other(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<AgentError> for Failure {
+    fn from(e: AgentError) -> Self {
+        Failure::Other(e)
+    }
+}
+
+/// Runs the agent on this thread until it is stopped.
+///
+/// When the manager refuses the agent's identity the agent stops with that error, unless
+/// `enrollment.reenroll_when_refused` is set: then its credentials are deleted and it starts
+/// again, enrolling anew (once per start, so a manager that keeps refusing cannot make it loop).
+pub fn run(config: Config) -> Result<Exit, AgentError> {
+    let mut reenrolled = false;
+    loop {
+        let executor = LocalExecutor::new();
+        match smol::block_on(executor.run(run_on(&executor, config.clone()))) {
+            Ok(exit) => return Ok(exit),
+            Err(Failure::Other(e)) => return Err(e),
+            Err(Failure::Refused(e)) if config.enrollment.reenroll_when_refused && !reenrolled => {
+                log::warn!("{e}; enrollment.reenroll_when_refused is set: enrolling again");
+                forget_credentials(&config.agent.state_dir)?;
+                reenrolled = true;
+            }
+            Err(Failure::Refused(e)) => return Err(AgentError(e.to_string())),
+        }
+    }
+}
+
+/// Deletes `client.keys`, so that the next start enrolls.
+fn forget_credentials(state_dir: &Path) -> Result<(), AgentError> {
+    let keys = state_dir.join(crate::enroll::KEYS_FILE);
+    match std::fs::remove_file(&keys) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(AgentError(format!(
+            "cannot delete the refused credentials {}: {e}",
+            keys.display()
+        ))),
+    }
+}
+
+async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, Failure> {
     let started = Instant::now();
     let state_dir = config.agent.state_dir.clone();
     prepare_state_dir(&state_dir)?;
@@ -79,11 +131,11 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, AgentErr
 
     // Pipeline: queue → spool.
     let pipeline_stats = Rc::new(PipelineStats::default());
-    let fsync = Duration::from_millis(config.buffer.fsync_interval_ms);
+    let writer_config = writer::WriterConfig::from_config(&config);
     let writer_task = ex.spawn(writer::run(
         queue_rx,
         shared.clone(),
-        fsync,
+        writer_config,
         pipeline_stats.clone(),
         shutdown.clone(),
     ));
@@ -99,7 +151,8 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, AgentErr
         let Some(account) = account_for(name) else {
             return Err(AgentError(format!(
                 "too many modules: no memory account left for {name}"
-            )));
+            ))
+            .into());
         };
         let memory = MemoryAccount::new(account, module.budget_bytes());
         let module_dir = state_dir.join("modules").join(name);
@@ -195,7 +248,8 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, AgentErr
     .or(async {
         match (&mut link_task).await {
             Ok(()) => Ok("link closed".to_string()),
-            Err(e) => Err(AgentError(e.to_string())),
+            Err(e @ link::LinkError::Refused { .. }) => Err(Failure::Refused(e)),
+            Err(e) => Err(Failure::Other(AgentError(e.to_string()))),
         }
     })
     .await;

@@ -13,6 +13,18 @@ pub fn build(config: &Config) -> Vec<Box<dyn Module>> {
             config.modules.generator.clone(),
         )));
     }
+    #[cfg(feature = "inventory")]
+    if config.modules.inventory.enabled {
+        modules.push(Box::new(crate::modules::inventory::Inventory::new(
+            config.modules.inventory.clone(),
+        )));
+    }
+    #[cfg(feature = "sca")]
+    if config.modules.sca.enabled {
+        modules.push(Box::new(crate::modules::sca::Sca::new(
+            config.modules.sca.clone(),
+        )));
+    }
     let _ = config;
     modules
 }

@@ -17,6 +17,8 @@ pub enum Command {
     Status,
     /// Validate the configuration and print it in short.
     CheckConfig,
+    /// The health gate for update bundles: configured, enrolled, connected within `within_secs`.
+    Health { within_secs: u64 },
     /// Start a local manager and agent on loopback and print live events.
     Demo,
     /// Print the version.
@@ -33,6 +35,9 @@ pub struct Args {
     pub config: Option<PathBuf>,
 }
 
+/// Seconds `check --health` waits for the agent to be connected, by default.
+pub const DEFAULT_HEALTH_WITHIN_SECS: u64 = 60;
+
 /// Usage text.
 pub const USAGE: &str = "\
 usage: gatewatch [COMMAND] [--config PATH]
@@ -44,6 +49,9 @@ commands:
                  import a key made by the manager's API (POST /agents)
   status         show the running agent's link, modules, memory, queue and spool
   check-config   validate the configuration file and the WAZUH_* variables
+  check --health [--within SECONDS]
+                 exit 0 when the configuration is valid, the agent is enrolled and the running
+                 agent is connected to its manager within SECONDS (default 60); else exit 1
   demo           run a local manager and agent on loopback, printing live events
   version        print the version
 
@@ -63,6 +71,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
     let mut config = None;
     let mut key = None;
     let mut ca = None;
+    let mut health = false;
+    let mut within = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let text = arg
@@ -72,6 +82,15 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
             "--config" | "-c" => config = Some(PathBuf::from(value(&mut it, text)?)),
             "--key" => key = Some(value(&mut it, text)?.to_string_lossy().into_owned()),
             "--ca" => ca = Some(PathBuf::from(value(&mut it, text)?)),
+            "--health" => health = true,
+            "--within" => {
+                let raw = value(&mut it, text)?;
+                let seconds = raw.to_str().and_then(|v| v.parse::<u64>().ok());
+                within =
+                    Some(seconds.ok_or_else(|| {
+                        format!("`--within` takes a number of seconds, not {raw:?}")
+                    })?);
+            }
             "--help" | "-h" | "help" => command = Some(Command::Help),
             "--version" | "-V" | "version" => command = Some(Command::Version),
             _ if text.starts_with("--config=") => {
@@ -88,6 +107,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
             }
             "status" => command = Some(Command::Status),
             "check-config" => command = Some(Command::CheckConfig),
+            "check" => {
+                command = Some(Command::Health {
+                    within_secs: DEFAULT_HEALTH_WITHIN_SECS,
+                })
+            }
             "demo" => command = Some(Command::Demo),
             other => return Err(format!("unknown command `{other}`")),
         }
@@ -102,8 +126,19 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
                 ca: ca.take(),
             }
         }
+        Command::Health { .. } => {
+            if !health {
+                return Err("`check` needs `--health` (or use `check-config`)".into());
+            }
+            Command::Health {
+                within_secs: within.take().unwrap_or(DEFAULT_HEALTH_WITHIN_SECS),
+            }
+        }
         other => other,
     };
+    if !matches!(command, Command::Health { .. }) && (health || within.is_some()) {
+        return Err("`--health` and `--within` belong to the `check` command".into());
+    }
     if key.is_some() || ca.is_some() {
         return Err("`--key` and `--ca` belong to the `enroll` command".into());
     }
@@ -157,6 +192,21 @@ mod tests {
             }
         );
         assert_eq!(args.config, Some(PathBuf::from("/x.toml")));
+    }
+
+    #[test]
+    fn health_check_takes_a_deadline() {
+        assert_eq!(
+            parse_str(&["check", "--health"]).unwrap().command,
+            Command::Health { within_secs: 60 }
+        );
+        let args = parse_str(&["check", "--health", "--within", "5"]).unwrap();
+        assert_eq!(args.command, Command::Health { within_secs: 5 });
+        assert!(parse_str(&["check"]).unwrap_err().contains("--health"));
+        assert!(parse_str(&["check", "--health", "--within", "soon"])
+            .unwrap_err()
+            .contains("--within"));
+        assert!(parse_str(&["status", "--health"]).is_err());
     }
 
     #[test]

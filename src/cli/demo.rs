@@ -24,6 +24,10 @@ fn run_in(dir: &std::path::Path) -> Result<ExitCode, String> {
     options.enroll_port = 0;
     options.names = vec!["127.0.0.1".into()];
     options.password = Some(password.clone());
+    options.api = Some(gatewatch_manager::ApiOptions {
+        port: 0,
+        ..Default::default()
+    });
     let manager = gatewatch_manager::start(options).map_err(|e| format!("demo manager: {e}"))?;
     println!("gatewatch demo in {}", dir.display());
     println!(
@@ -31,6 +35,20 @@ fn run_in(dir: &std::path::Path) -> Result<ExitCode, String> {
         manager.events_addr(),
         manager.enroll_addr()
     );
+    if let (Some(api), Some(credentials)) = (manager.api_addr(), manager.api_credentials()) {
+        println!(
+            "api:     https://{api}/ (user {}, password in {}; CA {})",
+            credentials.user,
+            credentials.file.display(),
+            manager.ca_pem_path().display()
+        );
+        println!(
+            "         curl --cacert {} -u {}:$(cut -d: -f2- {}) -X POST 'https://{api}/security/user/authenticate?raw=true'",
+            manager.ca_pem_path().display(),
+            credentials.user,
+            credentials.file.display()
+        );
+    }
     println!("agent:   enrolls with a password, then streams its events; Ctrl-C stops both\n");
 
     let events = manager.subscribe();

@@ -6,6 +6,7 @@
 pub mod args;
 #[cfg(feature = "demo")]
 mod demo;
+mod health;
 
 use crate::config::{self, Config, RestartMode, DEFAULT_CONFIG_PATH};
 use args::{Args, Command};
@@ -47,6 +48,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => check_config(&config_path),
+        Command::Health { within_secs } => health::check(&config_path, within_secs),
         Command::Status => {
             let config = load(&config_path)?;
             let report = crate::runtime::status::fetch(&config.agent.state_dir)?;

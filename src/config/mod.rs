@@ -164,6 +164,9 @@ pub struct EnrollmentConfig {
     pub certificate: Option<PathBuf>,
     /// Key of that certificate (PEM, PKCS#8 or SEC1). (`WAZUH_REGISTRATION_KEY`)
     pub key: Option<PathBuf>,
+    /// When the manager refuses this agent's identity (deleted, unknown, wrong key): delete the
+    /// credentials and enroll again (once per start) instead of stopping. Default false.
+    pub reenroll_when_refused: bool,
 }
 
 impl Default for EnrollmentConfig {
@@ -177,6 +180,7 @@ impl Default for EnrollmentConfig {
             ca: None,
             certificate: None,
             key: None,
+            reenroll_when_refused: false,
         }
     }
 }
@@ -232,4 +236,8 @@ pub enum WhenFull {
 pub struct ModulesConfig {
     /// `[modules.generator]`
     pub generator: crate::modules::generator::GeneratorConfig,
+    /// `[modules.inventory]`
+    pub inventory: crate::modules::inventory::InventoryConfig,
+    /// `[modules.sca]`
+    pub sca: crate::modules::sca::ScaConfig,
 }

@@ -16,6 +16,7 @@ impl fmt::Debug for EnrollmentConfig {
             ca,
             certificate,
             key,
+            reenroll_when_refused,
         } = self;
         f.debug_struct("EnrollmentConfig")
             .field("enabled", enabled)
@@ -26,6 +27,7 @@ impl fmt::Debug for EnrollmentConfig {
             .field("ca", ca)
             .field("certificate", certificate)
             .field("key", key)
+            .field("reenroll_when_refused", reenroll_when_refused)
             .finish()
     }
 }

@@ -180,7 +180,10 @@ impl std::fmt::Display for LinkError {
                 if !detail.is_empty() {
                     write!(f, " ({detail})")?;
                 }
-                f.write_str("; the agent stops: enroll it again or restore its client.keys")
+                f.write_str(
+                    "; the agent stops: enroll it again (`gatewatch enroll`), restore its client.keys, \
+                     or set enrollment.reenroll_when_refused = true",
+                )
             }
         }
     }

@@ -4,3 +4,5 @@
 // A module's config is always compiled (so every configuration file parses in every build);
 // its implementation only with its cargo feature.
 pub mod generator;
+pub mod inventory;
+pub mod sca;

@@ -85,14 +85,40 @@ impl Outbox for SharedSpool {
     }
 }
 
+/// Bytes of an `Events` frame that are not record bodies (variant, sequence number, lengths).
+const FRAME_OVERHEAD: usize = 32;
+
+/// Settings of the pipeline task.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// How often the spool is fsynced while events arrive.
+    pub fsync_interval: Duration,
+    /// Largest encoded event: one must fit in one frame to the manager.
+    pub max_record: usize,
+}
+
+impl WriterConfig {
+    /// From the agent configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        WriterConfig {
+            fsync_interval: Duration::from_millis(config.buffer.fsync_interval_ms),
+            max_record: config
+                .manager
+                .max_frame_bytes
+                .saturating_sub(FRAME_OVERHEAD),
+        }
+    }
+}
+
 /// Runs until shutdown, then drains the queue into the spool, flushes and syncs it.
 pub async fn run(
     queue: EventReceiver,
     shared: SharedSpool,
-    fsync_interval: Duration,
+    config: WriterConfig,
     stats: Rc<PipelineStats>,
     shutdown: Shutdown,
 ) {
+    let fsync_interval = config.fsync_interval;
     let mut encoded = Vec::with_capacity(512);
     let mut last_sync = Instant::now();
     let mut dirty = false;
@@ -122,7 +148,15 @@ pub async fn run(
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(submission) = next.take() {
-            append(&shared, submission, &mut encoded, &stats, &shutdown).await;
+            append(
+                &shared,
+                submission,
+                &mut encoded,
+                &config,
+                &stats,
+                &shutdown,
+            )
+            .await;
             taken += 1;
             if taken < BATCH {
                 next = queue.try_recv().ok();
@@ -136,7 +170,15 @@ pub async fn run(
     }
     // Stopping: modules have been told to stop; keep what they already handed over.
     while let Ok(submission) = queue.try_recv() {
-        append(&shared, submission, &mut encoded, &stats, &shutdown).await;
+        append(
+            &shared,
+            submission,
+            &mut encoded,
+            &config,
+            &stats,
+            &shutdown,
+        )
+        .await;
     }
     flush(&shared);
     sync(&shared, &mut true, &mut last_sync);
@@ -146,6 +188,7 @@ async fn append(
     shared: &SharedSpool,
     submission: Submission,
     encoded: &mut Vec<u8>,
+    config: &WriterConfig,
     stats: &PipelineStats,
     shutdown: &Shutdown,
 ) {
@@ -154,6 +197,19 @@ async fn append(
             "event from {} could not be encoded: {e}",
             submission.body.module
         );
+        return;
+    }
+    if encoded.len() > config.max_record {
+        // It could never be sent: say so instead of spooling it.
+        stats.too_large.set(stats.too_large.get() + 1);
+        log::error!(
+            "event from {} of {} bytes exceeds the {}-byte frame limit; reported as shed",
+            submission.body.module,
+            encoded.len(),
+            config.max_record
+        );
+        let bytes = encoded.len() as u64;
+        report_too_large(shared, &submission.body, bytes, encoded);
         return;
     }
     loop {
@@ -253,4 +309,118 @@ fn sync(shared: &SharedSpool, dirty: &mut bool, last_sync: &mut Instant) {
         *dirty = false;
     }
     *last_sync = Instant::now();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WhenFull;
+    use crate::pipeline::spool::SpoolConfig;
+    use crate::pipeline::{event_queue, EventSender};
+    use gatewatch_proto::GeneratorEvent;
+
+    fn spool_in(dir: &std::path::Path) -> SharedSpool {
+        let config = SpoolConfig {
+            max_bytes: 1 << 20,
+            segment_bytes: 64 << 10,
+            when_full: WhenFull::DropOldest,
+        };
+        SharedSpool::new(Spool::open(dir, config, Box::new(|_| b"drop".to_vec())).unwrap())
+    }
+
+    fn event(n: u64, body_bytes: usize) -> Payload {
+        Payload::Generator(GeneratorEvent {
+            stream: "s".into(),
+            n,
+            body: "x".repeat(body_bytes),
+        })
+    }
+
+    #[test]
+    fn queued_events_are_spooled_in_order_and_drained_on_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = spool_in(dir.path());
+        let (tx, rx) = event_queue(64);
+        let sender = EventSender::new("test", tx);
+        let shutdown = Shutdown::new();
+        let stats = Rc::new(PipelineStats::default());
+        let config = WriterConfig {
+            fsync_interval: Duration::from_secs(1),
+            max_record: 4096,
+        };
+        let ex = smol::LocalExecutor::new();
+        smol::block_on(ex.run(async {
+            let task = ex.spawn(run(
+                rx,
+                shared.clone(),
+                config,
+                stats.clone(),
+                shutdown.clone(),
+            ));
+            for n in 0..10 {
+                sender.send(event(n, 10)).await.unwrap();
+            }
+            shutdown.request();
+            task.await;
+        }));
+        let mut out = Vec::new();
+        shared
+            .spool
+            .borrow_mut()
+            .read_after(0, 100, 1 << 20, &mut out)
+            .unwrap();
+        let numbers: Vec<u64> = out
+            .iter()
+            .map(|r| {
+                match gatewatch_proto::event::decode_body(&r.body)
+                    .unwrap()
+                    .payload
+                {
+                    Payload::Generator(g) => g.n,
+                    other => panic!("unexpected {other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(numbers, (0..10).collect::<Vec<_>>());
+        assert_eq!(stats.accepted.get(), 10);
+    }
+
+    #[test]
+    fn event_larger_than_a_frame_is_replaced_by_a_shed_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = spool_in(dir.path());
+        let (tx, rx) = event_queue(4);
+        let sender = EventSender::new("test", tx);
+        let shutdown = Shutdown::new();
+        let stats = Rc::new(PipelineStats::default());
+        let config = WriterConfig {
+            fsync_interval: Duration::from_secs(1),
+            max_record: 1000,
+        };
+        let ex = smol::LocalExecutor::new();
+        smol::block_on(ex.run(async {
+            let task = ex.spawn(run(
+                rx,
+                shared.clone(),
+                config,
+                stats.clone(),
+                shutdown.clone(),
+            ));
+            sender.send(event(0, 5000)).await.unwrap();
+            shutdown.request();
+            task.await;
+        }));
+        let mut out = Vec::new();
+        shared
+            .spool
+            .borrow_mut()
+            .read_after(0, 100, 1 << 20, &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        let body = gatewatch_proto::event::decode_body(&out[0].body).unwrap();
+        assert!(
+            matches!(body.payload, Payload::Agent(AgentEvent::Shed { ref module, .. }) if module == "test")
+        );
+        assert_eq!(stats.too_large.get(), 1);
+    }
 }

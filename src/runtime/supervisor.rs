@@ -168,6 +168,77 @@ pub async fn watch_budgets(modules: Vec<Rc<ModuleStatus>>, agent: EventSender, s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::event_queue;
+    use crate::runtime::budget::account_for;
+    use crate::runtime::{ModuleError, ModuleFuture};
+
+    /// Fails `failures` times, then finishes.
+    struct Flaky {
+        failures: u32,
+    }
+
+    impl Module for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn budget_bytes(&self) -> usize {
+            64 * 1024
+        }
+        fn run<'a>(&'a mut self, _ctx: &'a ModuleContext) -> ModuleFuture<'a> {
+            Box::pin(async move {
+                if self.failures == 0 {
+                    return Ok(());
+                }
+                self.failures -= 1;
+                Err(ModuleError::from("disk on fire"))
+            })
+        }
+    }
+
+    #[test]
+    fn failed_module_is_restarted_with_backoff_and_reported() {
+        let (tx, rx) = event_queue(16);
+        let account = account_for("flaky").unwrap();
+        let memory = MemoryAccount::new(account, 64 * 1024);
+        let shutdown = Shutdown::new();
+        let ctx = ModuleContext::new(
+            EventSender::new("flaky", tx.clone()),
+            memory.clone(),
+            std::env::temp_dir(),
+            shutdown,
+            Rc::new(|_: &str| None),
+        );
+        let status = ModuleStatus::new("flaky", memory);
+        let started = Instant::now();
+        smol::block_on(supervise(
+            Box::new(Flaky { failures: 2 }),
+            ctx,
+            status.clone(),
+            EventSender::new("agent", tx),
+        ));
+        assert_eq!(status.state(), ModuleState::Finished);
+        assert_eq!(status.failures(), 2);
+        assert!(
+            started.elapsed() >= backoff(1) + backoff(2),
+            "waited between restarts"
+        );
+        let reports: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(reports.len(), 2, "one event per failure");
+        match &reports[1].body.payload {
+            Payload::Agent(AgentEvent::ModuleFailed {
+                module,
+                error,
+                failures,
+                restart_in_ms,
+            }) => {
+                assert_eq!(
+                    (module.as_str(), error.as_str(), *failures, *restart_in_ms),
+                    ("flaky", "disk on fire", 2, 2000)
+                );
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_ceiling() {

@@ -90,6 +90,7 @@ impl Manager {
             .args(["--listen", "127.0.0.1", "--name", "127.0.0.1"])
             .args(["--events-port", &self.events_port.to_string()])
             .args(["--enroll-port", &self.enroll_port.to_string()])
+            .args(["--api-port", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(password) = &self.password {
@@ -159,6 +160,18 @@ impl Drop for Manager {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Configures an agent and enrolls it with `gatewatch enroll` (it is not started).
+pub fn enrolled_agent(dir: &Path, manager: &Manager, extra: &str) -> Agent {
+    let agent = Agent::configure(dir, manager, extra);
+    let out = agent.command(&["enroll"]);
+    assert!(
+        out.status.success(),
+        "enroll failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent
 }
 
 /// An agent process with its own configuration and state directory.
@@ -258,6 +271,16 @@ impl Agent {
             .arg(&self.config)
             .output()
             .expect("run gatewatch")
+    }
+
+    /// Waits until the running agent has enrolled (its credentials exist); returns its id.
+    pub fn wait_enrolled(&self) -> u32 {
+        wait_for(Duration::from_secs(30), "enrollment", || {
+            self.state_dir
+                .join("client.keys")
+                .exists()
+                .then(|| self.agent_id())
+        })
     }
 
     /// The agent id from the stored credentials (`client.keys`).

@@ -77,11 +77,15 @@ pub(crate) struct AgentRow {
     pub registered_ms: u64,
     pub last_keepalive_ms: Option<u64>,
     pub version: Option<String>,
+    /// Address of the agent's last session.
+    pub last_ip: Option<String>,
+    /// When its last session closed.
+    pub disconnected_ms: Option<u64>,
 }
 
 /// The open database and the feed that follows its commits.
 pub(crate) struct Db {
-    conn: Connection,
+    pub(super) conn: Connection,
     feed: Feed,
     /// Set by the shutdown job: the store thread stops after it.
     pub stopping: bool,
@@ -89,11 +93,11 @@ pub(crate) struct Db {
 
 /// SQLite integers are signed; sequence numbers and times never get near 2^63 in practice, and
 /// the rare absurd value from a broken clock is clamped rather than refused.
-fn sql_int(v: u64) -> i64 {
+pub(super) fn sql_int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> ManagerError {
+pub(super) fn err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> ManagerError {
     move |e| ManagerError::store(what, e)
 }
 
@@ -135,6 +139,10 @@ impl Db {
             .map_err(err("cannot set pragmas"))?;
         conn.execute_batch(SCHEMA)
             .map_err(err("cannot create the schema"))?;
+        super::registry::migrate(&conn)?;
+        conn.execute_batch(crate::inventory::SCHEMA)
+            .and_then(|()| conn.execute_batch(crate::sca::SCHEMA))
+            .map_err(err("cannot create the inventory and SCA schema"))?;
         conn.execute("UPDATE agents SET connected = 0 WHERE connected <> 0", [])
             .map_err(err("cannot reset sessions"))?;
         Ok(Db {
@@ -142,6 +150,11 @@ impl Db {
             feed,
             stopping: false,
         })
+    }
+
+    /// The connection, for the inventory and SCA queries (store thread only).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Name and key of an agent, if it is registered.
@@ -157,15 +170,25 @@ impl Db {
             .map_err(err("cannot look up an agent"))
     }
 
-    /// Marks a session open and returns the highest stored sequence number (0 if none).
-    pub(crate) fn session_opened(&mut self, id: u32, now_ms: u64) -> Result<u64, ManagerError> {
-        self.conn
+    /// Marks a session open from `ip` and returns the highest stored sequence number (0 if
+    /// none), or `None` when the agent is no longer registered (deleted meanwhile).
+    pub(crate) fn session_opened(
+        &mut self,
+        id: u32,
+        ip: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, ManagerError> {
+        let updated = self
+            .conn
             .execute(
-                "UPDATE agents SET connected = 1, last_keepalive_ms = ?2 WHERE id = ?1",
-                params![id, sql_int(now_ms)],
+                "UPDATE agents SET connected = 1, last_keepalive_ms = ?2, last_ip = ?3 WHERE id = ?1",
+                params![id, sql_int(now_ms), ip],
             )
             .map_err(err("cannot mark an agent connected"))?;
-        self.watermark(id)
+        if updated == 0 {
+            return Ok(None);
+        }
+        self.watermark(id).map(Some)
     }
 
     /// Highest sequence number stored for an agent (0 if none).
@@ -182,9 +205,12 @@ impl Db {
     }
 
     /// Marks a session closed.
-    pub(crate) fn session_closed(&mut self, id: u32) -> Result<(), ManagerError> {
+    pub(crate) fn session_closed(&mut self, id: u32, now_ms: u64) -> Result<(), ManagerError> {
         self.conn
-            .execute("UPDATE agents SET connected = 0 WHERE id = ?1", [id])
+            .execute(
+                "UPDATE agents SET connected = 0, disconnected_ms = ?2 WHERE id = ?1",
+                params![id, sql_int(now_ms)],
+            )
             .map(|_| ())
             .map_err(err("cannot mark an agent disconnected"))
     }
@@ -239,6 +265,13 @@ impl Db {
                     ])
                     .map_err(err("cannot insert an event"))?;
                 if added == 1 {
+                    // Inventory and SCA state follow their events, in the same transaction.
+                    for apply in [crate::inventory::apply, crate::sca::apply] {
+                        if let Err(why) = apply(&tx, agent_id, &e.kind, &e.payload_json, e.time_ms)
+                        {
+                            log::warn!("agent {agent_id}: event {}: {why}", e.seq);
+                        }
+                    }
                     fresh.push(StoredEvent {
                         agent_id,
                         agent_name: agent_name.to_string(),
@@ -353,7 +386,8 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, name, ip, key, groups, registered_ms, last_keepalive_ms, version FROM agents ORDER BY id",
+                "SELECT id, name, ip, key, groups, registered_ms, last_keepalive_ms, version, last_ip, disconnected_ms
+                 FROM agents ORDER BY id",
             )
             .map_err(err("cannot list agents"))?;
         let rows = stmt
@@ -368,6 +402,8 @@ impl Db {
                     registered_ms: r.get::<_, i64>(5)?.max(0) as u64,
                     last_keepalive_ms: r.get::<_, Option<i64>>(6)?.map(|v| v.max(0) as u64),
                     version: r.get(7)?,
+                    last_ip: r.get(8)?,
+                    disconnected_ms: r.get::<_, Option<i64>>(9)?.map(|v| v.max(0) as u64),
                 })
             })
             .map_err(err("cannot list agents"))?;

@@ -4,14 +4,16 @@
 
 mod db;
 mod feed;
+mod registry;
 
 use std::path::Path;
 use std::thread::JoinHandle;
 
 use async_channel::{Receiver, Sender};
 
-pub(crate) use db::{Db, NewEvent, RegisterOutcome};
+pub(crate) use db::{AgentRow, Db, NewEvent, RegisterOutcome};
 pub(crate) use feed::Subscribers;
+pub(crate) use registry::{AddOutcome, Conflict, NewAgent, Replace};
 
 use crate::ManagerError;
 

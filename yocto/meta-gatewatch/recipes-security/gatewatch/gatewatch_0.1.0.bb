@@ -36,6 +36,8 @@ inherit cargo cargo-update-recipe-crates systemd
 PACKAGECONFIG ??= "gateway"
 PACKAGECONFIG[gateway] = "--features gateway,,"
 PACKAGECONFIG[generator] = "--features generator,,"
+PACKAGECONFIG[inventory] = "--features inventory,,"
+PACKAGECONFIG[sca] = "--features sca,,"
 CARGO_BUILD_FLAGS:append = " --no-default-features ${PACKAGECONFIG_CONFARGS}"
 
 do_install() {
@@ -44,6 +46,12 @@ do_install() {
 
     install -d ${D}${sysconfdir}/gatewatch
     install -m 0600 ${WORKDIR}/agent.toml ${D}${sysconfdir}/gatewatch/agent.toml
+
+    # The shipped SCA policy, where the sca module looks by default (policies_dir).
+    if ${@bb.utils.contains_any('PACKAGECONFIG', 'gateway sca', 'true', 'false', d)}; then
+        install -d ${D}${sysconfdir}/gatewatch/sca
+        install -m 0644 ${S}/etc/sca/*.yml ${D}${sysconfdir}/gatewatch/sca/
+    fi
 
     install -d ${D}${systemd_system_unitdir}
     install -m 0644 ${WORKDIR}/gatewatch.service ${D}${systemd_system_unitdir}/gatewatch.service

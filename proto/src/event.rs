@@ -24,6 +24,8 @@ pub enum Payload {
     Agent(AgentEvent),
     /// Numbered synthetic events from the `generator` module (demos, tests, benchmarks).
     Generator(GeneratorEvent),
+    /// File integrity monitoring (`fim` module).
+    Fim(crate::fim::FimEvent),
 }
 
 impl Payload {
@@ -32,6 +34,7 @@ impl Payload {
         match self {
             Payload::Agent(a) => a.kind(),
             Payload::Generator(_) => "generator.event",
+            Payload::Fim(f) => f.kind(),
         }
     }
 }

@@ -13,6 +13,12 @@ pub fn build(config: &Config) -> Vec<Box<dyn Module>> {
             config.modules.generator.clone(),
         )));
     }
+    #[cfg(feature = "fim")]
+    if config.modules.fim.enabled {
+        modules.push(Box::new(crate::modules::fim::Fim::new(
+            config.modules.fim.clone(),
+        )));
+    }
     let _ = config;
     modules
 }

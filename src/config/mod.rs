@@ -232,4 +232,6 @@ pub enum WhenFull {
 pub struct ModulesConfig {
     /// `[modules.generator]`
     pub generator: crate::modules::generator::GeneratorConfig,
+    /// `[modules.fim]`
+    pub fim: crate::modules::fim::FimConfig,
 }

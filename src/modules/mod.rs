@@ -3,4 +3,5 @@
 
 // A module's config is always compiled (so every configuration file parses in every build);
 // its implementation only with its cargo feature.
+pub mod fim;
 pub mod generator;

@@ -135,6 +135,7 @@ impl Db {
             .map_err(err("cannot set pragmas"))?;
         conn.execute_batch(SCHEMA)
             .map_err(err("cannot create the schema"))?;
+        crate::fim::create_schema(&conn)?;
         conn.execute("UPDATE agents SET connected = 0 WHERE connected <> 0", [])
             .map_err(err("cannot reset sessions"))?;
         Ok(Db {
@@ -239,6 +240,7 @@ impl Db {
                     ])
                     .map_err(err("cannot insert an event"))?;
                 if added == 1 {
+                    crate::fim::apply(&tx, agent_id, &e.kind, &e.payload_json, e.time_ms)?;
                     fresh.push(StoredEvent {
                         agent_id,
                         agent_name: agent_name.to_string(),
@@ -346,6 +348,17 @@ impl Db {
             .map_err(|_| ManagerError::store("agent ids exhausted", name))?;
         tx.commit().map_err(err("cannot commit an agent"))?;
         Ok(RegisterOutcome::Registered { id })
+    }
+
+    /// The page of an agent's FIM files that `q` selects, and how many it selects in all.
+    pub(crate) fn syscheck(
+        &mut self,
+        agent_id: u32,
+        q: &crate::fim::SyscheckQuery,
+    ) -> Result<(Vec<crate::fim::FimEntry>, u64), ManagerError> {
+        let page = crate::fim::query(&self.conn, agent_id, q)?;
+        let total = crate::fim::count(&self.conn, agent_id, q)?;
+        Ok((page, total))
     }
 
     /// Every registered agent, by id.

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 /// One FIM event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FimEvent {
-    /// A file was added, modified or deleted.
-    Change(FimChange),
+    /// A file was added, modified or deleted (boxed: much larger than the other variants).
+    Change(Box<FimChange>),
     /// A scheduled scan finished.
     ScanEnded {
         /// Files seen by the scan.
@@ -188,7 +188,7 @@ mod tests {
         let body = EventBody {
             time_ms: 1,
             module: "fim".into(),
-            payload: Payload::Fim(FimEvent::Change(FimChange {
+            payload: Payload::Fim(FimEvent::Change(Box::new(FimChange {
                 path: "/etc/x".into(),
                 event: ChangeType::Modified,
                 mode: FimMode::Whodata,
@@ -207,7 +207,7 @@ mod tests {
                     parent_path: "/sbin/init".into(),
                 }),
                 content_changes: Some("1c1".into()),
-            })),
+            }))),
         };
         let mut buf = Vec::new();
         crate::event::encode_body(&body, &mut buf).unwrap();

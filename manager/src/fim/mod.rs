@@ -8,8 +8,8 @@
 mod query;
 mod state;
 
-pub use query::{FimEntry, SyscheckQuery};
 pub(crate) use query::{count, query};
+pub use query::{FimEntry, SyscheckQuery};
 pub(crate) use state::{apply, create_schema};
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch (UTC), as Wazuh prints dates.

@@ -108,7 +108,12 @@ fn filters(agent_id: u32, q: &SyscheckQuery) -> (String, Vec<Value>) {
 /// `ORDER BY …` from Wazuh's `sort`; an unknown field is an error naming it.
 fn order(sort: Option<&str>) -> Result<String, ManagerError> {
     let mut terms = Vec::new();
-    for field in sort.unwrap_or("").split(',').map(str::trim).filter(|f| !f.is_empty()) {
+    for field in sort
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
         let (name, dir) = match field.as_bytes()[0] {
             b'-' => (&field[1..], "DESC"),
             b'+' | b' ' => (&field[1..], "ASC"),
@@ -172,7 +177,11 @@ pub(crate) fn query(
 }
 
 /// How many of `agent_id`'s files `q` selects before paging (`total_affected_items`).
-pub(crate) fn count(conn: &Connection, agent_id: u32, q: &SyscheckQuery) -> Result<u64, ManagerError> {
+pub(crate) fn count(
+    conn: &Connection,
+    agent_id: u32,
+    q: &SyscheckQuery,
+) -> Result<u64, ManagerError> {
     let (filter, values) = filters(agent_id, q);
     conn.query_row(
         &format!("SELECT COUNT(*) FROM fim_files{filter}"),
@@ -219,8 +228,11 @@ mod tests {
             audit: None,
             content_changes: None,
         };
-        let payload = Payload::Fim(FimEvent::Change(change));
-        (payload.kind().to_string(), serde_json::to_string(&payload).unwrap())
+        let payload = Payload::Fim(FimEvent::Change(Box::new(change)));
+        (
+            payload.kind().to_string(),
+            serde_json::to_string(&payload).unwrap(),
+        )
     }
 
     fn db() -> Connection {
@@ -252,29 +264,78 @@ mod tests {
         assert_eq!(files(&all), ["/etc/a", "/etc/b", "/var/d"]);
         let a = &all[0];
         assert_eq!((a.size, a.changes, a.sha256.as_str()), (2, 2, "a2"));
-        assert_eq!((a.uid.as_str(), a.uname.as_str(), a.file_type.as_str()), ("0", "root", "file"));
+        assert_eq!(
+            (a.uid.as_str(), a.uname.as_str(), a.file_type.as_str()),
+            ("0", "root", "file")
+        );
         assert_eq!(a.mtime, "2023-11-14T22:13:20Z");
-        assert!(query(&conn, 2, &SyscheckQuery::default()).unwrap().is_empty());
+        assert!(query(&conn, 2, &SyscheckQuery::default())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn filters_select_by_path_hash_and_type() {
         let conn = db();
-        let q = |q: SyscheckQuery| files(&query(&conn, 1, &q).unwrap()).iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(q(SyscheckQuery { search: Some("etc".into()), ..Default::default() }), ["/etc/a", "/etc/b"]);
-        assert_eq!(q(SyscheckQuery { file: Some("/var/d".into()), ..Default::default() }), ["/var/d"]);
-        assert_eq!(q(SyscheckQuery { hash: Some("b1".into()), ..Default::default() }), ["/etc/b"]);
-        assert_eq!(q(SyscheckQuery { sha256: Some("a2".into()), ..Default::default() }), ["/etc/a"]);
-        assert!(q(SyscheckQuery { file_type: Some("directory".into()), ..Default::default() }).is_empty());
+        let q = |q: SyscheckQuery| {
+            files(&query(&conn, 1, &q).unwrap())
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            q(SyscheckQuery {
+                search: Some("etc".into()),
+                ..Default::default()
+            }),
+            ["/etc/a", "/etc/b"]
+        );
+        assert_eq!(
+            q(SyscheckQuery {
+                file: Some("/var/d".into()),
+                ..Default::default()
+            }),
+            ["/var/d"]
+        );
+        assert_eq!(
+            q(SyscheckQuery {
+                hash: Some("b1".into()),
+                ..Default::default()
+            }),
+            ["/etc/b"]
+        );
+        assert_eq!(
+            q(SyscheckQuery {
+                sha256: Some("a2".into()),
+                ..Default::default()
+            }),
+            ["/etc/a"]
+        );
+        assert!(q(SyscheckQuery {
+            file_type: Some("directory".into()),
+            ..Default::default()
+        })
+        .is_empty());
     }
 
     #[test]
     fn paging_and_sort_follow_wazuh() {
         let conn = db();
-        let q = SyscheckQuery { sort: Some("-size".into()), limit: Some(2), offset: 1, ..Default::default() };
+        let q = SyscheckQuery {
+            sort: Some("-size".into()),
+            limit: Some(2),
+            offset: 1,
+            ..Default::default()
+        };
         assert_eq!(files(&query(&conn, 1, &q).unwrap()), ["/etc/b", "/etc/a"]);
         assert_eq!(count(&conn, 1, &q).unwrap(), 3);
-        let bad = SyscheckQuery { sort: Some("colour".into()), ..Default::default() };
-        assert!(query(&conn, 1, &bad).unwrap_err().to_string().contains("colour"));
+        let bad = SyscheckQuery {
+            sort: Some("colour".into()),
+            ..Default::default()
+        };
+        assert!(query(&conn, 1, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("colour"));
     }
 }

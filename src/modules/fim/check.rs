@@ -102,10 +102,12 @@ impl Checker {
         // A realtime event says the file was touched: within one clock tick a rewrite of the
         // same size keeps size and mtime, so only a scan trusts them to skip hashing.
         let trust_stat = mode == FimMode::Scheduled;
-        let same_content = trust_stat && old.as_ref().is_some_and(|o| {
-            let o = &o.attrs;
-            (o.file_type, o.size, o.mtime, o.inode) == (new.file_type, new.size, new.mtime, new.inode)
-        });
+        let same_content = trust_stat
+            && old.as_ref().is_some_and(|o| {
+                let o = &o.attrs;
+                (o.file_type, o.size, o.mtime, o.inode)
+                    == (new.file_type, new.size, new.mtime, new.inode)
+            });
         if let (true, Some(o)) = (same_content, &old) {
             new.hash_md5.clone_from(&o.attrs.hash_md5);
             new.hash_sha1.clone_from(&o.attrs.hash_sha1);
@@ -140,8 +142,15 @@ impl Checker {
         } else {
             None
         };
-        let mut outcome =
-            self.change(rule, path, ChangeType::Modified, mode, Some(old.attrs), Some(new), audit);
+        let mut outcome = self.change(
+            rule,
+            path,
+            ChangeType::Modified,
+            mode,
+            Some(old.attrs),
+            Some(new),
+            audit,
+        );
         if let Outcome::Change(c) = &mut outcome {
             c.changed_attributes = changed;
             c.content_changes = content;
@@ -194,7 +203,15 @@ impl Checker {
         let Some(rule) = rules.file_rule(path) else {
             return Ok(Outcome::Quiet);
         };
-        Ok(self.change(rule, path, ChangeType::Deleted, mode, Some(old.attrs), None, audit))
+        Ok(self.change(
+            rule,
+            path,
+            ChangeType::Deleted,
+            mode,
+            Some(old.attrs),
+            None,
+            audit,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]

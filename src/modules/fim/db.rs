@@ -8,7 +8,7 @@
 
 use gatewatch_proto::fim::{FileAttributes, FileType};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS files (
@@ -58,7 +58,6 @@ fn sql(v: u64) -> i64 {
 /// The open state database.
 pub struct Db {
     conn: Connection,
-    path: PathBuf,
     in_tx: bool,
 }
 
@@ -124,18 +123,13 @@ impl Db {
              PRAGMA mmap_size=0; PRAGMA temp_store=FILE; PRAGMA busy_timeout=5000;"
         ))
         .map_err(|e| DbError(format!("cannot set up {}: {e}", path.display())))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| DbError(format!("cannot create the schema in {}: {e}", path.display())))?;
-        Ok(Db {
-            conn,
-            path: path.to_path_buf(),
-            in_tx: false,
-        })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        conn.execute_batch(SCHEMA).map_err(|e| {
+            DbError(format!(
+                "cannot create the schema in {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Db { conn, in_tx: false })
     }
 
     /// Starts a transaction (no-op if one is open).
@@ -248,7 +242,8 @@ impl Db {
         let rows = stmt
             .query_map(params![sql(scan), limit as i64], read_row)
             .map_err(err("cannot sweep"))?;
-        rows.collect::<Result<_, _>>().map_err(err("cannot read a row"))
+        rows.collect::<Result<_, _>>()
+            .map_err(err("cannot read a row"))
     }
 
     /// Up to `limit` rows under directory `dir` (its descendants), in path order.
@@ -263,7 +258,8 @@ impl Db {
         let rows = stmt
             .query_map(params![lo, hi, limit as i64], read_row)
             .map_err(err("cannot list a directory"))?;
-        rows.collect::<Result<_, _>>().map_err(err("cannot read a row"))
+        rows.collect::<Result<_, _>>()
+            .map_err(err("cannot read a row"))
     }
 
     /// Number of files stored.
@@ -294,14 +290,6 @@ impl Db {
             )
             .map(|_| ())
             .map_err(err("cannot write meta"))
-    }
-
-    /// Bytes the database takes on disk (file plus write-ahead log).
-    pub fn disk_bytes(&self) -> u64 {
-        let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        size(self.path.clone()) + size(PathBuf::from(wal))
     }
 }
 
@@ -369,7 +357,12 @@ mod tests {
         for p in ["/d/x/1", "/d/x/y/2", "/d/x0", "/d/xa", "/d/x"] {
             db.put(p, &attrs(1), 1).unwrap();
         }
-        let under: Vec<_> = db.under("/d/x", 10).unwrap().into_iter().map(|r| r.0).collect();
+        let under: Vec<_> = db
+            .under("/d/x", 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
         assert_eq!(under, ["/d/x/1", "/d/x/y/2"]);
     }
 }

@@ -50,6 +50,7 @@ impl DiffStore {
     }
 
     /// Bytes the copies take.
+    #[cfg(test)]
     pub fn used(&self) -> u64 {
         self.used
     }
@@ -277,7 +278,9 @@ mod tests {
         for i in 0..20 {
             let f = files.path().join(format!("f{i}"));
             // Incompressible-ish text so each copy takes a few hundred bytes.
-            let text: String = (0..400).map(|k| char::from(b'a' + ((k * 7 + i * 13) % 26) as u8)).collect();
+            let text: String = (0..400)
+                .map(|k| char::from(b'a' + ((k * 7 + i * 13) % 26) as u8))
+                .collect();
             std::fs::write(&f, text).unwrap();
             store.update(&f, false);
         }

@@ -12,11 +12,11 @@
 //! `check.rs` (one file against the state), `scan.rs`, `realtime.rs`, `whodata.rs`, `diff.rs`
 //! (report changes), `module.rs` (the task).
 
-mod config;
 #[cfg(feature = "fim")]
 mod attrs;
 #[cfg(feature = "fim")]
 mod check;
+mod config;
 #[cfg(feature = "fim")]
 mod db;
 #[cfg(feature = "fim")]

@@ -62,8 +62,17 @@ fn db_err(e: super::db::DbError) -> ModuleError {
 fn open_checker(config: &FimConfig, ctx: &ModuleContext) -> Result<Checker, ModuleError> {
     let dir = ctx.state_dir();
     let db = Db::open(&dir.join("fim.db")).map_err(db_err)?;
-    let diffs = DiffStore::open(&dir.join("diff"), config.diff_size_limit, config.diff_disk_quota)
-        .map_err(|e| ModuleError(format!("fim: cannot open {}: {e}", dir.join("diff").display())))?;
+    let diffs = DiffStore::open(
+        &dir.join("diff"),
+        config.diff_size_limit,
+        config.diff_disk_quota,
+    )
+    .map_err(|e| {
+        ModuleError(format!(
+            "fim: cannot open {}: {e}",
+            dir.join("diff").display()
+        ))
+    })?;
     let files = db.count().map_err(db_err)?;
     let scan = db.meta("scan").map_err(db_err)?;
     Ok(Checker {
@@ -83,7 +92,11 @@ fn open_checker(config: &FimConfig, ctx: &ModuleContext) -> Result<Checker, Modu
     })
 }
 
-async fn open_live(rules: &Rules, config: &FimConfig, ctx: &ModuleContext) -> Result<Live, ModuleError> {
+async fn open_live(
+    rules: &Rules,
+    config: &FimConfig,
+    ctx: &ModuleContext,
+) -> Result<Live, ModuleError> {
     let mut live = Live::default();
     if rules.any_realtime() {
         live.realtime = Some(
@@ -136,8 +149,7 @@ async fn run(config: &FimConfig, ctx: &ModuleContext) -> Result<(), ModuleError>
         if ctx.stopping() {
             return Ok(());
         }
-        let overflow = pending.overflowed
-            || live.realtime.as_ref().is_some_and(|r| r.overflowed);
+        let overflow = pending.overflowed || live.realtime.as_ref().is_some_and(|r| r.overflowed);
         if overflow {
             ctx.send(Payload::Fim(FimEvent::RealtimeOverflow)).await?;
             pending.clear();

@@ -175,11 +175,6 @@ impl Realtime {
         self.watches.len()
     }
 
-    /// The cap.
-    pub fn cap(&self) -> usize {
-        self.cap
-    }
-
     /// Watches `dir` (no-op when already watched).
     pub fn watch(&mut self, dir: &Path) -> Result<(), WatchError> {
         if self.watches.iter().any(|(_, p)| p == dir) {
@@ -303,7 +298,10 @@ mod tests {
         let mut rt = Realtime::new(1).unwrap();
         rt.watch(&dir.path().join("a")).unwrap();
         rt.watch(&dir.path().join("a")).unwrap();
-        assert!(matches!(rt.watch(&dir.path().join("b")), Err(WatchError::Limit)));
+        assert!(matches!(
+            rt.watch(&dir.path().join("b")),
+            Err(WatchError::Limit)
+        ));
         assert_eq!(rt.len(), 1);
     }
 

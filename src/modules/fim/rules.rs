@@ -145,12 +145,6 @@ impl Rules {
             .max_by_key(|d| d.root.as_os_str().len())
     }
 
-    /// Whether the rule owning `dir` walks into it and `dir` is not a root of another rule.
-    /// (A nested root is walked as its own directory, with its own rules.)
-    pub fn walk_owner(&self, dir: &Path) -> Option<&DirRule> {
-        self.rule_for(dir).filter(|r| r.descends_into(dir))
-    }
-
     /// Whether file `path` is monitored at all (and by which directory).
     pub fn file_rule(&self, path: &Path) -> Option<&DirRule> {
         self.rule_for(path).filter(|r| r.keeps_file(path))
@@ -207,7 +201,11 @@ mod tests {
         let mut inner = dir("/etc/ssh");
         inner.realtime = true;
         let r = rules(vec![dir("/etc"), inner]);
-        assert!(r.file_rule(Path::new("/etc/ssh/sshd_config")).unwrap().realtime);
+        assert!(
+            r.file_rule(Path::new("/etc/ssh/sshd_config"))
+                .unwrap()
+                .realtime
+        );
         assert!(!r.file_rule(Path::new("/etc/passwd")).unwrap().realtime);
         assert!(r.file_rule(Path::new("/var/x")).is_none());
     }
@@ -219,8 +217,8 @@ mod tests {
         let r = rules(vec![d]);
         assert!(r.file_rule(Path::new("/data/a")).is_some());
         assert!(r.file_rule(Path::new("/data/sub/a")).is_none());
-        assert!(r.walk_owner(Path::new("/data/sub")).is_none());
-        assert!(r.walk_owner(Path::new("/data")).is_some());
+        assert!(!r.dirs[0].descends_into(Path::new("/data/sub")));
+        assert!(r.dirs[0].descends_into(Path::new("/data")));
     }
 
     #[test]
@@ -234,7 +232,7 @@ mod tests {
         assert!(r.file_rule(Path::new("/data/a.txt")).is_none());
         assert!(r.file_rule(Path::new("/data/tmp/b.conf")).is_none());
         assert!(r.file_rule(Path::new("/data/.a.conf.swp")).is_none());
-        assert!(r.walk_owner(Path::new("/data/tmp")).is_none());
+        assert!(!r.dirs[0].descends_into(Path::new("/data/tmp")));
     }
 
     #[test]

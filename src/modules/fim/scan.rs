@@ -41,7 +41,7 @@ pub async fn report(
     outcome: Outcome,
 ) -> Result<(), ModuleError> {
     match outcome {
-        Outcome::Change(change) => ctx.send(Payload::Fim(FimEvent::Change(*change))).await,
+        Outcome::Change(change) => ctx.send(Payload::Fim(FimEvent::Change(change))).await,
         Outcome::LimitReached if !checker.limit_reported => {
             checker.limit_reported = true;
             log::warn!(
@@ -138,7 +138,11 @@ pub async fn walk(
 }
 
 /// Files below a path that could not be read are kept as they were (not reported deleted).
-fn keep_unreadable(checker: &mut Checker, path: &Path, e: &std::io::Error) -> Result<(), ModuleError> {
+fn keep_unreadable(
+    checker: &mut Checker,
+    path: &Path,
+    e: &std::io::Error,
+) -> Result<(), ModuleError> {
     log::debug!("fim: cannot read {}: {e}", path.display());
     if path.as_os_str().is_empty() {
         return Ok(());
@@ -149,9 +153,16 @@ fn keep_unreadable(checker: &mut Checker, path: &Path, e: &std::io::Error) -> Re
 }
 
 /// Reports and removes the rows the scan did not see.
-async fn sweep(ctx: &ModuleContext, rules: &Rules, checker: &mut Checker) -> Result<(), ModuleError> {
+async fn sweep(
+    ctx: &ModuleContext,
+    rules: &Rules,
+    checker: &mut Checker,
+) -> Result<(), ModuleError> {
     loop {
-        let rows = checker.db.unseen(checker.scan, SWEEP_CHUNK).map_err(db_err)?;
+        let rows = checker
+            .db
+            .unseen(checker.scan, SWEEP_CHUNK)
+            .map_err(db_err)?;
         if rows.is_empty() {
             return Ok(());
         }

@@ -108,9 +108,7 @@ impl Walker {
     /// Whether `path` belongs to this walk's directory (not to a nested, separately walked one).
     fn owns(&self, rules: &Rules, path: &Path) -> bool {
         let mine = &rules.dirs[self.rule];
-        rules
-            .rule_for(path)
-            .is_some_and(|r| std::ptr::eq(r, mine))
+        rules.rule_for(path).is_some_and(|r| std::ptr::eq(r, mine))
     }
 
     fn enter_root(&mut self, rules: &Rules, root: PathBuf) -> Option<Entry> {

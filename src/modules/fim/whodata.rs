@@ -94,7 +94,8 @@ impl Whodata {
             let n = n as usize;
             while at + METADATA_LEN <= n {
                 let field = |off: usize, len: usize| &self.buf[at + off..at + off + len];
-                let event_len = u32::from_ne_bytes(field(0, 4).try_into().unwrap_or([0; 4])) as usize;
+                let event_len =
+                    u32::from_ne_bytes(field(0, 4).try_into().unwrap_or([0; 4])) as usize;
                 let fd = i32::from_ne_bytes(field(16, 4).try_into().unwrap_or([0; 4]));
                 let pid = i32::from_ne_bytes(field(20, 4).try_into().unwrap_or([0; 4]));
                 if event_len < METADATA_LEN {
@@ -171,10 +172,7 @@ mod tests {
         assert_eq!(me.process_id, std::process::id());
         assert_eq!(me.user_id, rustix::process::getuid().as_raw());
         assert!(!me.process_name.is_empty());
-        assert_eq!(
-            me.path,
-            std::env::current_exe().unwrap().to_string_lossy()
-        );
+        assert_eq!(me.path, std::env::current_exe().unwrap().to_string_lossy());
         assert!(me.ppid > 0 && !me.parent_name.is_empty());
     }
 }

@@ -19,16 +19,30 @@ fn is_root() -> bool {
 
 /// Creates, modifies, chmods, chowns (when root), renames and deletes `a`, asserting each change
 /// is reported in `mode` with the right attributes.
-fn create_modify_chmod_chown_delete_rename(tree: &Tree, fim: &mut Harness, mode: FimMode, wait: Duration) {
+fn create_modify_chmod_chown_delete_rename(
+    tree: &Tree,
+    fim: &mut Harness,
+    mode: FimMode,
+    wait: Duration,
+) {
     let a = tree.path("a");
     std::fs::write(&a, b"hello").unwrap();
     let added = fim.change(&a, ChangeType::Added, wait);
     assert_eq!(added.mode, mode);
     let attrs = added.attributes.clone().unwrap();
     assert_eq!(attrs.size, 5);
-    assert_eq!(attrs.hash_sha256.as_deref(), Some(sha256_hex(b"hello").as_str()));
-    assert_eq!(attrs.hash_md5.as_deref(), Some("5d41402abc4b2a76b9719d911017c592"));
-    assert_eq!(attrs.hash_sha1.as_deref(), Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"));
+    assert_eq!(
+        attrs.hash_sha256.as_deref(),
+        Some(sha256_hex(b"hello").as_str())
+    );
+    assert_eq!(
+        attrs.hash_md5.as_deref(),
+        Some("5d41402abc4b2a76b9719d911017c592")
+    );
+    assert_eq!(
+        attrs.hash_sha1.as_deref(),
+        Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")
+    );
     assert_eq!(attrs.uid, rustix::process::geteuid().as_raw());
     assert!(added.old_attributes.is_none());
 
@@ -38,7 +52,10 @@ fn create_modify_chmod_chown_delete_rename(tree: &Tree, fim: &mut Harness, mode:
     assert_eq!(modified.attributes.as_ref().unwrap().size, 12);
     assert_eq!(modified.old_attributes.as_ref().unwrap().size, 5);
     for attr in ["size", "md5", "sha1", "sha256"] {
-        assert!(modified.changed_attributes.iter().any(|c| c == attr), "{attr} in {modified:?}");
+        assert!(
+            modified.changed_attributes.iter().any(|c| c == attr),
+            "{attr} in {modified:?}"
+        );
     }
 
     std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -54,7 +71,10 @@ fn create_modify_chmod_chown_delete_rename(tree: &Tree, fim: &mut Harness, mode:
         assert_eq!((now.uid, now.gid), (1, 1));
         assert_eq!(now.user_name, "daemon");
         for attr in ["uid", "user_name", "gid", "group_name"] {
-            assert!(chown.changed_attributes.iter().any(|c| c == attr), "{attr} in {chown:?}");
+            assert!(
+                chown.changed_attributes.iter().any(|c| c == attr),
+                "{attr} in {chown:?}"
+            );
         }
     }
 
@@ -118,7 +138,10 @@ fn whodata_names_the_writer() {
     let config = config_for(&tree.root, |d| d.whodata = true);
     let mut fim = Harness::start(config, &tree.state, "fim-test");
     let first = fim.wait_for("the baseline or a degraded-mode event", SOON, |e| {
-        matches!(e, FimEvent::ScanEnded { .. } | FimEvent::WhodataUnavailable { .. })
+        matches!(
+            e,
+            FimEvent::ScanEnded { .. } | FimEvent::WhodataUnavailable { .. }
+        )
     });
     // The writer stays alive a moment, as a real one would while the event is read.
     let script = format!("echo after >> '{}'; sleep 2", file.display());
@@ -139,7 +162,10 @@ fn whodata_names_the_writer() {
     let who = change.audit.expect("who-data");
     assert_eq!(who.process_id, writer.id());
     assert_eq!(who.process_name, "sh");
-    assert!(who.path.ends_with("sh") || who.path.ends_with("dash"), "{who:?}");
+    assert!(
+        who.path.ends_with("sh") || who.path.ends_with("dash"),
+        "{who:?}"
+    );
     assert_eq!(who.user_id, rustix::process::getuid().as_raw());
     assert_eq!(who.ppid, std::process::id());
     if is_root() {
@@ -168,15 +194,32 @@ fn changes_while_down_are_detected() {
         .log
         .iter()
         .filter_map(|e| match e {
-            FimEvent::Change(c) => Some(c.clone()),
+            FimEvent::Change(c) => Some((**c).clone()),
             _ => None,
         })
         .collect();
-    let find = |p: &Path, t| changes.iter().find(|c| c.path == p.to_string_lossy() && c.event == t);
-    assert!(find(&tree.path("edit"), ChangeType::Modified).is_some(), "{changes:#?}");
-    assert!(find(&tree.path("remove"), ChangeType::Deleted).is_some(), "{changes:#?}");
-    assert!(find(&tree.path("new"), ChangeType::Added).is_some(), "{changes:#?}");
-    assert_eq!(changes.len(), 3, "the unchanged file is not reported: {changes:#?}");
+    let find = |p: &Path, t| {
+        changes
+            .iter()
+            .find(|c| c.path == p.to_string_lossy() && c.event == t)
+    };
+    assert!(
+        find(&tree.path("edit"), ChangeType::Modified).is_some(),
+        "{changes:#?}"
+    );
+    assert!(
+        find(&tree.path("remove"), ChangeType::Deleted).is_some(),
+        "{changes:#?}"
+    );
+    assert!(
+        find(&tree.path("new"), ChangeType::Added).is_some(),
+        "{changes:#?}"
+    );
+    assert_eq!(
+        changes.len(),
+        3,
+        "the unchanged file is not reported: {changes:#?}"
+    );
 }
 
 #[test]
@@ -192,17 +235,26 @@ fn watch_limit_falls_back_to_scheduled() {
     let limit = fim.wait_for("a realtime limit event", SOON, |e| {
         matches!(e, FimEvent::RealtimeLimit { .. })
     });
-    assert!(matches!(limit, FimEvent::RealtimeLimit { watches: 2, .. }), "{limit:?}");
+    assert!(
+        matches!(limit, FimEvent::RealtimeLimit { watches: 2, .. }),
+        "{limit:?}"
+    );
     fim.scan_ended(SOON);
     let mut modes = Vec::new();
     for d in ["d1", "d2", "d3", "d4"] {
         std::fs::write(tree.path(d).join("f"), b"x").unwrap();
     }
     for d in ["d1", "d2", "d3", "d4"] {
-        modes.push(fim.change(&tree.path(d).join("f"), ChangeType::Added, SOON).mode);
+        modes.push(
+            fim.change(&tree.path(d).join("f"), ChangeType::Added, SOON)
+                .mode,
+        );
     }
     let scheduled = modes.iter().filter(|m| **m == FimMode::Scheduled).count();
-    assert_eq!(scheduled, 3, "the root and one subdirectory are watched: {modes:?}");
+    assert_eq!(
+        scheduled, 3,
+        "the root and one subdirectory are watched: {modes:?}"
+    );
 }
 
 #[test]
@@ -298,7 +350,7 @@ fn ignored_and_restricted_files_are_not_reported() {
         .log
         .iter()
         .filter_map(|e| match e {
-            FimEvent::Change(c) => Some(c),
+            FimEvent::Change(c) => Some(&**c),
             _ => None,
         })
         .collect();
@@ -318,6 +370,26 @@ fn unchanged_rescan_hashes_nothing() {
     let mut fim = Harness::start(config, &tree.state, "fim-test");
     let first = fim.scan_ended(SOON);
     let second = fim.scan_ended(SOON);
-    assert!(matches!(first, FimEvent::ScanEnded { bytes_hashed: 20_000, files: 20, .. }), "{first:?}");
-    assert!(matches!(second, FimEvent::ScanEnded { bytes_hashed: 0, files: 20, .. }), "{second:?}");
+    assert!(
+        matches!(
+            first,
+            FimEvent::ScanEnded {
+                bytes_hashed: 20_000,
+                files: 20,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    assert!(
+        matches!(
+            second,
+            FimEvent::ScanEnded {
+                bytes_hashed: 0,
+                files: 20,
+                ..
+            }
+        ),
+        "{second:?}"
+    );
 }

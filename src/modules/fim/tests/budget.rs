@@ -35,7 +35,9 @@ fn hundred_thousand_files_within_budget() {
     let elapsed = started.elapsed();
     let db = tree.state.join("fim.db");
     let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
-        + std::fs::metadata(tree.state.join("fim.db-wal")).map(|m| m.len()).unwrap_or(0);
+        + std::fs::metadata(tree.state.join("fim.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
     let peak = crate::runtime::alloc::peak_bytes(fim.account);
     // SAFETY: a read-only statistics call of the bundled SQLite.
     let sqlite_peak = unsafe { rusqlite::ffi::sqlite3_memory_highwater(0) };

@@ -137,10 +137,12 @@ impl Harness {
     pub fn change(&mut self, path: &Path, event: ChangeType, timeout: Duration) -> FimChange {
         let p = path.to_string_lossy().into_owned();
         let what = format!("{event:?} {p}");
-        match self.wait_for(&what, timeout, |e| {
-            matches!(e, FimEvent::Change(c) if c.path == p && c.event == event)
-        }) {
-            FimEvent::Change(c) => c,
+        match self.wait_for(
+            &what,
+            timeout,
+            |e| matches!(e, FimEvent::Change(c) if c.path == p && c.event == event),
+        ) {
+            FimEvent::Change(c) => *c,
             _ => unreachable!(),
         }
     }
@@ -163,7 +165,9 @@ impl Harness {
         let events = self.events.clone();
         let drain = std::thread::spawn(move || while events.recv_blocking().is_ok() {});
         let result = match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| Err(ModuleError::from("module panicked"))),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(ModuleError::from("module panicked"))),
             None => Ok(()),
         };
         self.events.close();

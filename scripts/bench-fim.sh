@@ -9,9 +9,10 @@
 #
 # gatewatch runs as the real agent (release gateway build) pinned to core 0, shipping its events
 # to a real manager on the other core; its times run from the agent's start until the manager has
-# stored the scan's last event, so they include building, spooling and sending every event.
-# AIDE with one worker is pinned to core 0 too. The page cache is warmed first, so both read
-# from memory. docs/PERFORMANCE.md records results with the machine and the command.
+# stored the scan's last event, so they include start-up, building, spooling and sending every
+# event. Its rescan is a restart with nothing changed (the state database says what to skip).
+# AIDE with one worker is pinned to core 0 too; both run at nice -10 to keep other load on a
+# shared machine out of the way. The page cache is warmed first, so both read from memory. docs/PERFORMANCE.md records results with the machine and the command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${FILES:-50000}
@@ -69,7 +70,7 @@ for _ in $(seq 100); do [ -f "$tmp/manager/manager.ports" ] && break; sleep 0.1;
 events_port=$(sed -n 's/^events=//p' "$tmp/manager/manager.ports")
 enroll_port=$(sed -n 's/^enroll=//p' "$tmp/manager/manager.ports")
 
-# gatewatch: baseline, then (frequency 1 s) a rescan with nothing changed.
+# gatewatch: the baseline, then a restart (scan on start) that rescans with nothing changed.
 run_gatewatch() { # name path
   local name=$1 path=$2 dir="$tmp/agent-$1"
   mkdir -p "$dir"
@@ -89,7 +90,7 @@ spool_max_bytes = 536870912
 when_full = "block"
 [modules.fim]
 enabled = true
-frequency_secs = 1
+frequency_secs = 86400
 scan_bytes_per_sec = 0
 file_limit = 10000000
 hash_md5 = false
@@ -106,6 +107,9 @@ ticks = os.sysconf("SC_CLK_TCK")
 def cpu(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / ticks
+def waited(pid):
+    # Time the main thread spent runnable but not running (other load on the core), seconds.
+    return int(open(f"/proc/{pid}/schedstat").read().split()[1]) / 1e9
 def hwm_mib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmHWM"):
@@ -119,23 +123,25 @@ def scans():
         return [json.loads(r[0])["Fim"]["ScanEnded"] for r in rows]
     except sqlite3.Error:
         return []
-env = dict(os.environ, GATEWATCH_LOG="warn")
-start = time.time()
-p = subprocess.Popen(["taskset", "-c", "0", agent_bin, "run", "--config", config], env=env)
-marks = []
-while len(marks) < 2:
-    time.sleep(0.05)
-    s = scans()
-    if len(s) > len(marks):
-        marks.append((time.time(), cpu(p.pid), s[len(marks)]))
-rss = hwm_mib(p.pid)
-p.send_signal(signal.SIGTERM); p.wait()
-(t1, c1, s1), (t2, c2, s2) = marks
-print(f"{label:5} gatewatch        baseline wall={t1 - start:7.2f}s cpu={c1:7.2f}s "
-      f"(scan {s1['duration_ms'] / 1000:.2f}s, {s1['files']} files, {s1['bytes_hashed'] / 2**20:.0f} MiB hashed) "
-      f"peak_rss={rss:.1f}MiB")
-print(f"{label:5} gatewatch        rescan   wall={s2['duration_ms'] / 1000:7.2f}s cpu={c2 - c1:7.2f}s "
-      f"(unchanged, {s2['bytes_hashed']} bytes hashed)")
+def run(seen):
+    """Starts the agent; returns (seconds until the manager stored the next scan's end, cpu,
+    run-queue wait, peak RSS, the scan's numbers) and stops it."""
+    env = dict(os.environ, GATEWATCH_LOG="warn")
+    start = time.time()
+    p = subprocess.Popen(["nice", "-n", "-10", "taskset", "-c", "0", agent_bin, "run",
+                          "--config", config], env=env)
+    while True:
+        time.sleep(0.05)
+        s = scans()
+        if len(s) > seen:
+            out = (time.time() - start, cpu(p.pid), waited(p.pid), hwm_mib(p.pid), s[seen])
+            p.send_signal(signal.SIGTERM); p.wait()
+            return out
+for i, what in enumerate(["baseline", "rescan  "]):
+    wall, c, w, rss, s = run(i)
+    print(f"{label:5} gatewatch        {what} wall={wall:7.2f}s cpu={c:7.2f}s peak_rss={rss:.1f}MiB "
+          f"(scan {s['duration_ms'] / 1000:.2f}s, {s['files']} files, {s['bytes_hashed'] / 2**20:.0f} MiB "
+          f"hashed; runqueue wait {w:.2f}s)")
 PY
 }
 
@@ -159,7 +165,7 @@ dir, label, workers, pin = sys.argv[1:]
 def run(args):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
-    subprocess.run((["taskset", "-c", pin] if pin else []) + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["nice", "-n", "-10"] + (["taskset", "-c", pin] if pin else []) + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.time() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

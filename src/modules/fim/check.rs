@@ -9,6 +9,8 @@ use super::db::{Db, DbError};
 use super::diff::{Content, DiffStore};
 use super::hash::{ByteRate, Hasher};
 use super::rules::{DirRule, Rules};
+use super::seen::Seen;
+use crate::runtime::budget::MemoryAccount;
 use gatewatch_proto::fim::{ChangeType, FileAttributes, FileType, FimChange, FimMode, WhoData};
 use std::fs::Metadata;
 use std::path::Path;
@@ -46,6 +48,10 @@ pub struct Checker {
     pub scan: u64,
     /// The file limit was reported (once until a scan finds room again).
     pub limit_reported: bool,
+    /// Rows the running scan has seen unchanged.
+    pub seen: Seen,
+    /// The module's memory account (the bitmap grows within it).
+    pub memory: MemoryAccount,
 }
 
 fn path_str(path: &Path) -> std::borrow::Cow<'_, str> {
@@ -125,7 +131,7 @@ impl Checker {
         };
         let changed = attrs::changed(&old.attrs, &new);
         if changed.is_empty() {
-            if old.scan != self.scan {
+            if old.scan != self.scan && !self.seen.mark(old.id, &self.memory) {
                 self.db.touch(&key, self.scan)?;
             }
             return Ok(Outcome::Quiet);

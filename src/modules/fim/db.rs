@@ -1,10 +1,12 @@
 //! The FIM state database (`fim.db` in the module's state directory): one row per file with its
-//! last known attributes, and the id of the last scan that saw it.
+//! last known attributes, and the id of the last scan that wrote it.
 //!
-//! A scan stamps every file it sees with its scan id; the rows left with an older id afterwards
-//! are the files deleted since (including while the agent was down). Writes are grouped in short
-//! transactions by the caller ([`Db::begin`] / [`Db::commit`]); SQLite's page cache is kept
-//! small, since its memory is outside the module's counting allocator.
+//! A scan marks the rows of the files it sees in a bitmap of row ids (`seen.rs`) instead of
+//! writing to them, so a rescan that finds nothing changed writes nothing (flash wears out);
+//! rows it wrote carry its scan id. After the walk, a row neither marked nor written is a file
+//! deleted since (also while the agent was down). Writes are grouped in short transactions by the
+//! caller ([`Db::begin`] / [`Db::commit`]); SQLite's page cache is kept small, since its memory
+//! is outside the module's counting allocator.
 
 use gatewatch_proto::fim::{FileAttributes, FileType};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -12,7 +14,8 @@ use std::path::Path;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
     type INTEGER NOT NULL,
     size INTEGER NOT NULL,
     perm TEXT NOT NULL,
@@ -27,7 +30,7 @@ CREATE TABLE IF NOT EXISTS files (
     sha1 TEXT,
     sha256 TEXT,
     scan INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -61,9 +64,10 @@ pub struct Db {
     in_tx: bool,
 }
 
-/// A stored row: the attributes and the scan that last saw it.
+/// A stored row: its id, the attributes and the scan that last wrote it.
 #[derive(Debug, Clone)]
 pub struct Row {
+    pub id: u64,
     pub attrs: FileAttributes,
     pub scan: u64,
 }
@@ -106,12 +110,15 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Row)> {
                 hash_sha256: r.get(13)?,
             },
             scan: r.get::<_, i64>(14)?.max(0) as u64,
+            id: r.get::<_, i64>(15)?.max(0) as u64,
         },
     ))
 }
 
 const COLUMNS: &str = "path, type, size, perm, uid, gid, user_name, group_name, inode, device, \
                        mtime, md5, sha1, sha256, scan";
+const SELECT: &str = "SELECT path, type, size, perm, uid, gid, user_name, group_name, inode, \
+                      device, mtime, md5, sha1, sha256, scan, id FROM files";
 
 impl Db {
     /// Opens (creating) the database at `path`.
@@ -158,7 +165,7 @@ impl Db {
     pub fn get(&self, path: &str) -> Result<Option<Row>, DbError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))
+            .prepare_cached(&format!("{SELECT} WHERE path = ?1"))
             .map_err(err("cannot prepare a lookup"))?;
         stmt.query_row([path], read_row)
             .optional()
@@ -166,37 +173,44 @@ impl Db {
             .map_err(err("cannot look up a file"))
     }
 
-    /// Inserts or replaces the row of `path`.
-    pub fn put(&self, path: &str, a: &FileAttributes, scan: u64) -> Result<(), DbError> {
+    /// Inserts or updates the row of `path`; returns its id.
+    pub fn put(&self, path: &str, a: &FileAttributes, scan: u64) -> Result<u64, DbError> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "INSERT OR REPLACE INTO files ({COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                "INSERT INTO files ({COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (path) DO UPDATE SET type = ?2, size = ?3, perm = ?4, uid = ?5,
+                     gid = ?6, user_name = ?7, group_name = ?8, inode = ?9, device = ?10,
+                     mtime = ?11, md5 = ?12, sha1 = ?13, sha256 = ?14, scan = ?15
+                 RETURNING id"
             ))
             .map_err(err("cannot prepare an insert"))?;
-        stmt.execute(params![
-            path,
-            type_code(a.file_type),
-            sql(a.size),
-            a.perm,
-            a.uid,
-            a.gid,
-            a.user_name,
-            a.group_name,
-            sql(a.inode),
-            sql(a.device),
-            a.mtime,
-            a.hash_md5,
-            a.hash_sha1,
-            a.hash_sha256,
-            sql(scan)
-        ])
-        .map(|_| ())
+        stmt.query_row(
+            params![
+                path,
+                type_code(a.file_type),
+                sql(a.size),
+                a.perm,
+                a.uid,
+                a.gid,
+                a.user_name,
+                a.group_name,
+                sql(a.inode),
+                sql(a.device),
+                a.mtime,
+                a.hash_md5,
+                a.hash_sha1,
+                a.hash_sha256,
+                sql(scan)
+            ],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|id| id.max(0) as u64)
         .map_err(err("cannot store a file"))
     }
 
-    /// Stamps `path` as seen by `scan` (its attributes unchanged).
+    /// Stamps `path` as seen by `scan` (its attributes unchanged; when the bitmap cannot say so).
     pub fn touch(&self, path: &str, scan: u64) -> Result<(), DbError> {
         let mut stmt = self
             .conn
@@ -231,16 +245,14 @@ impl Db {
             .map_err(err("cannot remove a file"))
     }
 
-    /// Up to `limit` rows not seen by scan `scan`, in path order.
-    pub fn unseen(&self, scan: u64, limit: usize) -> Result<Vec<(String, Row)>, DbError> {
+    /// Up to `limit` rows with an id above `after`, in id order.
+    pub fn after(&self, after: u64, limit: usize) -> Result<Vec<(String, Row)>, DbError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM files WHERE scan < ?1 ORDER BY path LIMIT ?2"
-            ))
+            .prepare_cached(&format!("{SELECT} WHERE id > ?1 ORDER BY id LIMIT ?2"))
             .map_err(err("cannot prepare the sweep"))?;
         let rows = stmt
-            .query_map(params![sql(scan), limit as i64], read_row)
+            .query_map(params![sql(after), limit as i64], read_row)
             .map_err(err("cannot sweep"))?;
         rows.collect::<Result<_, _>>()
             .map_err(err("cannot read a row"))
@@ -252,7 +264,7 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM files WHERE path >= ?1 AND path < ?2 ORDER BY path LIMIT ?3"
+                "{SELECT} WHERE path >= ?1 AND path < ?2 ORDER BY path LIMIT ?3"
             ))
             .map_err(err("cannot prepare a directory lookup"))?;
         let rows = stmt
@@ -334,20 +346,27 @@ mod tests {
         }
         let db = Db::open(&path).unwrap();
         let row = db.get("/a").unwrap().unwrap();
-        assert_eq!((row.attrs, row.scan), (attrs(4), 1));
+        assert_eq!((row.attrs, row.scan, row.id), (attrs(4), 1, 1));
         assert_eq!(db.count().unwrap(), 1);
     }
 
     #[test]
-    fn rows_not_seen_by_a_scan_are_listed_in_path_order() {
+    fn updating_a_row_keeps_its_id_and_rows_are_listed_by_id() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("fim.db")).unwrap();
-        for p in ["/d/b", "/d/a", "/d/c"] {
-            db.put(p, &attrs(1), 1).unwrap();
-        }
-        db.touch("/d/b", 2).unwrap();
-        let unseen: Vec<_> = db.unseen(2, 10).unwrap().into_iter().map(|r| r.0).collect();
-        assert_eq!(unseen, ["/d/a", "/d/c"]);
+        let ids: Vec<u64> = ["/d/b", "/d/a", "/d/c"]
+            .iter()
+            .map(|p| db.put(p, &attrs(1), 1).unwrap())
+            .collect();
+        assert_eq!(db.put("/d/a", &attrs(2), 2).unwrap(), ids[1]);
+        let listed: Vec<_> = db
+            .after(ids[0], 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(listed, ["/d/a", "/d/c"]);
+        assert_eq!(db.get("/d/a").unwrap().unwrap().attrs.size, 2);
     }
 
     #[test]

@@ -31,6 +31,8 @@ mod realtime;
 mod rules;
 #[cfg(feature = "fim")]
 mod scan;
+#[cfg(feature = "fim")]
+mod seen;
 #[cfg(all(test, feature = "fim"))]
 mod tests;
 #[cfg(feature = "fim")]

@@ -89,6 +89,9 @@ fn open_checker(config: &FimConfig, ctx: &ModuleContext) -> Result<Checker, Modu
         files,
         scan,
         limit_reported: false,
+        // Row ids stay near the file count; churn can push them higher, then rows are stamped.
+        seen: super::seen::Seen::new(config.file_limit.saturating_mul(4)),
+        memory: ctx.memory().clone(),
     })
 }
 

@@ -71,6 +71,7 @@ pub async fn scan(
     checker.scan = checker.db.meta("scan").map_err(db_err)? + 1;
     checker.db.set_meta("scan", checker.scan).map_err(db_err)?;
     checker.files = checker.db.count().map_err(db_err)?;
+    checker.seen.clear();
     if checker.files < checker.file_limit {
         checker.limit_reported = false;
     }
@@ -152,22 +153,30 @@ fn keep_unreadable(
     checker.db.touch_under(&key, checker.scan).map_err(db_err)
 }
 
-/// Reports and removes the rows the scan did not see.
+/// Reports and removes the rows the scan neither marked seen nor wrote.
 async fn sweep(
     ctx: &ModuleContext,
     rules: &Rules,
     checker: &mut Checker,
 ) -> Result<(), ModuleError> {
+    let mut last = 0;
     loop {
-        let rows = checker
-            .db
-            .unseen(checker.scan, SWEEP_CHUNK)
-            .map_err(db_err)?;
-        if rows.is_empty() {
+        let rows = checker.db.after(last, SWEEP_CHUNK).map_err(db_err)?;
+        let Some((_, row)) = rows.last() else {
             return Ok(());
+        };
+        last = row.id;
+        let gone: Vec<String> = rows
+            .into_iter()
+            .filter(|(_, r)| r.scan < checker.scan && !checker.seen.contains(r.id))
+            .map(|(path, _)| path)
+            .collect();
+        if gone.is_empty() {
+            futures_lite::future::yield_now().await;
+            continue;
         }
         checker.db.begin().map_err(db_err)?;
-        for (path, _) in rows {
+        for path in gone {
             let path = PathBuf::from(path);
             let outcome = checker
                 .deleted(rules, &path, FimMode::Scheduled, None)

@@ -11,6 +11,7 @@
 # to a real manager on the other core; its times run from the agent's start until the manager has
 # stored the scan's last event, so they include start-up, building, spooling and sending every
 # event. Its rescan is a restart with nothing changed (the state database says what to skip).
+# "fim module alone" is the same module without spool and link (examples/fim-scan.rs).
 # AIDE with one worker is pinned to core 0 too; both run at nice -10 to keep other load on a
 # shared machine out of the way. The page cache is warmed first, so both read from memory. docs/PERFORMANCE.md records results with the machine and the command.
 set -euo pipefail
@@ -28,7 +29,9 @@ fi
 
 cargo build --release --quiet --no-default-features --features gateway --bin gatewatch
 cargo build --release --quiet -p gatewatch-manager
+cargo build --release --quiet --no-default-features --features gateway --example fim-scan
 agent_bin="$CARGO_TARGET_DIR/release/gatewatch"
+module_bin="$CARGO_TARGET_DIR/release/examples/fim-scan"
 manager_bin="$CARGO_TARGET_DIR/release/gatewatch-manager"
 
 # The generated tree: FILES files in 2 levels of directories, TOTAL_MIB in all, sizes spread
@@ -145,6 +148,15 @@ for i, what in enumerate(["baseline", "rescan  "]):
 PY
 }
 
+# The FIM module alone (examples/fim-scan.rs): no spool, no link; then again for the rescan.
+run_module() { # name path
+  local name=$1 path=$2 state="$tmp/module-$1"
+  for what in "baseline" "rescan  "; do
+    printf '%-5s fim module alone %s ' "$name" "$what"
+    nice -n -10 taskset -c 0 "$module_bin" "$path" "$state"
+  done
+}
+
 # AIDE with the same attributes (type, permissions, inode, owner, group, size, mtime) and
 # SHA-256, writing an uncompressed database; `--check` is the rescan.
 run_aide() { # name path workers pin
@@ -190,6 +202,7 @@ for target in $TARGETS; do
   # Warm the page cache so every run reads from memory.
   find "$path" -xdev -type f -print0 2>/dev/null | xargs -0 cat >/dev/null 2>&1 || true
   run_gatewatch "$target" "$path"
+  run_module "$target" "$path"
   run_aide "$target" "$path" 1 0
   run_aide "$target" "$path" "$cores" ""
 done

@@ -11,10 +11,10 @@ use std::path::Path;
 /// Names cached per table; past this the cache is cleared (it is rebuilt on demand).
 const NAME_CACHE: usize = 64;
 
-/// The attributes described by `meta`, without hashes.
-pub fn from_metadata(meta: &std::fs::Metadata, names: &mut Names) -> FileAttributes {
+/// The kind of object `meta` describes.
+pub fn file_type(meta: &std::fs::Metadata) -> FileType {
     let ft = meta.file_type();
-    let file_type = if ft.is_file() {
+    if ft.is_file() {
         FileType::File
     } else if ft.is_dir() {
         FileType::Directory
@@ -22,9 +22,13 @@ pub fn from_metadata(meta: &std::fs::Metadata, names: &mut Names) -> FileAttribu
         FileType::Symlink
     } else {
         FileType::Other
-    };
+    }
+}
+
+/// The attributes described by `meta`, without hashes.
+pub fn from_metadata(meta: &std::fs::Metadata, names: &mut Names) -> FileAttributes {
     FileAttributes {
-        file_type,
+        file_type: file_type(meta),
         size: meta.size(),
         perm: perm_string(meta.mode()),
         uid: meta.uid(),

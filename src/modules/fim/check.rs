@@ -59,23 +59,30 @@ fn path_str(path: &Path) -> std::borrow::Cow<'_, str> {
 }
 
 impl Checker {
-    /// Checks `path` (with `meta` if the caller already has it) and updates the database.
-    pub async fn check(
+    /// Checks `path` and updates the database. `found` is the directory rule and metadata when
+    /// the caller (a walk) already has them; otherwise they are looked up here.
+    pub async fn check<'r>(
         &mut self,
-        rules: &Rules,
+        rules: &'r Rules,
         path: &Path,
-        meta: Option<Metadata>,
+        found: Option<(&'r DirRule, Metadata)>,
         mode: FimMode,
         audit: Option<WhoData>,
     ) -> Result<Outcome, DbError> {
         let key = path_str(path);
-        let Some(rule) = rules.file_rule(path) else {
-            // No longer monitored (ignored, out of the recursion level): forget it quietly.
-            if self.db.get(&key)?.is_some() {
-                self.db.remove(&key)?;
-                self.files = self.files.saturating_sub(1);
-            }
-            return Ok(Outcome::Quiet);
+        let (rule, meta) = match found {
+            Some((rule, meta)) => (rule, Some(meta)),
+            None => match rules.file_rule(path) {
+                Some(rule) => (rule, None),
+                None => {
+                    // No longer monitored (ignored, out of the recursion level): forget it.
+                    if self.db.get(&key)?.is_some() {
+                        self.db.remove(&key)?;
+                        self.files = self.files.saturating_sub(1);
+                    }
+                    return Ok(Outcome::Quiet);
+                }
+            },
         };
         let meta = match meta {
             Some(m) => m,
@@ -99,6 +106,9 @@ impl Checker {
         };
         if meta.is_dir() {
             return Ok(Outcome::Directory);
+        }
+        if mode == FimMode::Scheduled && self.unchanged(&key, &meta)? {
+            return Ok(Outcome::Quiet);
         }
         let mut new = attrs::from_metadata(&meta, &mut self.names);
         let old = self.db.get(&key)?;
@@ -162,6 +172,23 @@ impl Checker {
             c.content_changes = content;
         }
         Ok(outcome)
+    }
+
+    /// The scan's fast path: whether the stored row matches `meta` in every attribute but the
+    /// names (a renamed user or group shows with the file's next change); marks it seen if so.
+    fn unchanged(&mut self, key: &str, meta: &Metadata) -> Result<bool, DbError> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(q) = self.db.quick(key)? else {
+            return Ok(false);
+        };
+        let same = q.file_type == attrs::file_type(meta)
+            && (q.size, q.mtime, q.inode, q.device)
+                == (meta.size(), meta.mtime(), meta.ino(), meta.dev())
+            && (q.uid, q.gid, q.perm) == (meta.uid(), meta.gid(), meta.mode() & 0o7777);
+        if same && q.scan != self.scan && !self.seen.mark(q.id, &self.memory) {
+            self.db.touch(key, self.scan)?;
+        }
+        Ok(same)
     }
 
     /// Hashes a regular file within the size limit into `attrs`; `false` if it vanished.

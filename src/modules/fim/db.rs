@@ -62,6 +62,8 @@ fn sql(v: u64) -> i64 {
 pub struct Db {
     conn: Connection,
     in_tx: bool,
+    /// The id the next new row gets (ids are never reused while rows exist).
+    next_id: std::cell::Cell<u64>,
 }
 
 /// A stored row: its id, the attributes and the scan that last wrote it.
@@ -116,7 +118,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Row)> {
 }
 
 const COLUMNS: &str = "path, type, size, perm, uid, gid, user_name, group_name, inode, device, \
-                       mtime, md5, sha1, sha256, scan";
+                       mtime, md5, sha1, sha256, scan, id";
 const SELECT: &str = "SELECT path, type, size, perm, uid, gid, user_name, group_name, inode, \
                       device, mtime, md5, sha1, sha256, scan, id FROM files";
 
@@ -136,7 +138,14 @@ impl Db {
                 path.display()
             ))
         })?;
-        Ok(Db { conn, in_tx: false })
+        let max: i64 = conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM files", [], |r| r.get(0))
+            .map_err(|e| DbError(format!("cannot read {}: {e}", path.display())))?;
+        Ok(Db {
+            conn,
+            in_tx: false,
+            next_id: std::cell::Cell::new(max.max(0) as u64 + 1),
+        })
     }
 
     /// Starts a transaction (no-op if one is open).
@@ -173,13 +182,42 @@ impl Db {
             .map_err(err("cannot look up a file"))
     }
 
+    /// The id, scan and the cheap-to-compare attributes of `path`'s row (what an unchanged file
+    /// is recognised by, without reading the hashes and names).
+    pub fn quick(&self, path: &str) -> Result<Option<Quick>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, scan, type, size, mtime, inode, device, uid, gid, perm
+                 FROM files WHERE path = ?1",
+            )
+            .map_err(err("cannot prepare a lookup"))?;
+        stmt.query_row([path], |r| {
+            let perm: rusqlite::types::ValueRef<'_> = r.get_ref(9)?;
+            Ok(Quick {
+                id: r.get::<_, i64>(0)?.max(0) as u64,
+                scan: r.get::<_, i64>(1)?.max(0) as u64,
+                file_type: type_from(r.get(2)?),
+                size: r.get::<_, i64>(3)?.max(0) as u64,
+                mtime: r.get(4)?,
+                inode: r.get::<_, i64>(5)? as u64,
+                device: r.get::<_, i64>(6)? as u64,
+                uid: r.get(7)?,
+                gid: r.get(8)?,
+                perm: perm_bits(perm.as_str().unwrap_or("")),
+            })
+        })
+        .optional()
+        .map_err(err("cannot look up a file"))
+    }
+
     /// Inserts or updates the row of `path`; returns its id.
     pub fn put(&self, path: &str, a: &FileAttributes, scan: u64) -> Result<u64, DbError> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
                 "INSERT INTO files ({COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (path) DO UPDATE SET type = ?2, size = ?3, perm = ?4, uid = ?5,
                      gid = ?6, user_name = ?7, group_name = ?8, inode = ?9, device = ?10,
                      mtime = ?11, md5 = ?12, sha1 = ?13, sha256 = ?14, scan = ?15
@@ -202,11 +240,18 @@ impl Db {
                 a.hash_md5,
                 a.hash_sha1,
                 a.hash_sha256,
-                sql(scan)
+                sql(scan),
+                sql(self.next_id.get())
             ],
             |r| r.get::<_, i64>(0),
         )
-        .map(|id| id.max(0) as u64)
+        .map(|id| {
+            let id = id.max(0) as u64;
+            if id == self.next_id.get() {
+                self.next_id.set(id + 1);
+            }
+            id
+        })
         .map_err(err("cannot store a file"))
     }
 
@@ -305,6 +350,40 @@ impl Db {
     }
 }
 
+/// The cheap-to-compare part of a row (see [`Db::quick`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quick {
+    pub id: u64,
+    pub scan: u64,
+    pub file_type: FileType,
+    pub size: u64,
+    pub mtime: i64,
+    pub inode: u64,
+    pub device: u64,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits as `perm_bits` reads them back from the `rwx` text.
+    pub perm: u32,
+}
+
+/// The mode bits (with set-id and sticky) a `rwxr-xr-x` string stands for.
+pub fn perm_bits(perm: &str) -> u32 {
+    const BITS: [u32; 9] = [
+        0o400, 0o200, 0o100, 0o040, 0o020, 0o010, 0o004, 0o002, 0o001,
+    ];
+    const SPECIAL: [u32; 3] = [0o4000, 0o2000, 0o1000];
+    let mut mode = 0;
+    for (i, c) in perm.bytes().take(9).enumerate() {
+        match c {
+            b'-' => {}
+            b's' | b't' => mode |= BITS[i] | SPECIAL[i / 3],
+            b'S' | b'T' => mode |= SPECIAL[i / 3],
+            _ => mode |= BITS[i],
+        }
+    }
+    mode
+}
+
 /// The `[lo, hi)` range of paths strictly below directory `dir` (`dir/` … `dir0`, since `0`
 /// follows `/`).
 fn prefix_range(dir: &str) -> (String, String) {
@@ -367,6 +446,14 @@ mod tests {
             .collect();
         assert_eq!(listed, ["/d/a", "/d/c"]);
         assert_eq!(db.get("/d/a").unwrap().unwrap().attrs.size, 2);
+    }
+
+    #[test]
+    fn perm_bits_read_back_perm_strings() {
+        use crate::modules::fim::attrs::perm_string;
+        for mode in [0o644, 0o4755, 0o1777, 0o2640, 0o7000, 0o0] {
+            assert_eq!(perm_bits(&perm_string(mode)), mode, "{mode:o}");
+        }
     }
 
     #[test]

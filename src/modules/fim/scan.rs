@@ -117,8 +117,10 @@ pub async fn walk(
             }
             Entry::File(path, meta) => {
                 files += 1;
+                // The walk checked the rules already.
+                let found = rules.dirs.get(walker.rule()).map(|r| (r, meta));
                 let outcome = checker
-                    .check(rules, &path, Some(meta), mode, None)
+                    .check(rules, &path, found, mode, None)
                     .await
                     .map_err(db_err)?;
                 report(ctx, checker, &path, outcome).await?;

@@ -53,6 +53,11 @@ impl Walker {
         }
     }
 
+    /// Index of the directory (in `Rules::dirs`) this walk belongs to.
+    pub fn rule(&self) -> usize {
+        self.rule
+    }
+
     /// The next entry, or `None` at the end.
     pub fn next_entry(&mut self, rules: &Rules) -> Option<Entry> {
         let rule = rules.dirs.get(self.rule)?;
@@ -98,7 +103,8 @@ impl Walker {
             if !rule.keeps_file(&path) || !self.owns(rules, &path) {
                 continue;
             }
-            return Some(match std::fs::symlink_metadata(&path) {
+            // `DirEntry::metadata` is an `fstatat` relative to the open directory: no path walk.
+            return Some(match item.metadata() {
                 Ok(meta) => Entry::File(path, meta),
                 Err(e) => Entry::Error(path, e),
             });

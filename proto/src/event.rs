@@ -33,6 +33,8 @@ pub enum Payload {
     Log(LogEvent),
     /// A run of a configured command, from the `command` module.
     Command(CommandEvent),
+    /// File integrity monitoring (`fim` module).
+    Fim(crate::fim::FimEvent),
 }
 
 impl Payload {
@@ -45,6 +47,7 @@ impl Payload {
             Payload::Sca(s) => s.kind(),
             Payload::Log(_) => "log.line",
             Payload::Command(c) => c.kind(),
+            Payload::Fim(f) => f.kind(),
         }
     }
 }

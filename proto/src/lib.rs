@@ -18,6 +18,7 @@
 
 pub mod enroll;
 pub mod event;
+pub mod fim;
 pub mod frame;
 pub mod inventory;
 pub mod sca;

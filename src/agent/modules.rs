@@ -40,6 +40,12 @@ pub fn build(config: &Config, remote: RemoteReceiver) -> Vec<Box<dyn Module>> {
             Some(remote.clone()),
         )));
     }
+    #[cfg(feature = "fim")]
+    if config.modules.fim.enabled {
+        modules.push(Box::new(crate::modules::fim::Fim::new(
+            config.modules.fim.clone(),
+        )));
+    }
     let _ = (config, remote);
     modules
 }

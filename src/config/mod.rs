@@ -244,4 +244,6 @@ pub struct ModulesConfig {
     pub logcollector: crate::modules::logcollector::LogCollectorConfig,
     /// `[modules.command]`
     pub command: crate::modules::command::CommandConfig,
+    /// `[modules.fim]`
+    pub fim: crate::modules::fim::FimConfig,
 }

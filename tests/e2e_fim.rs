@@ -10,13 +10,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A manager in this process, on ephemeral loopback ports.
+/// A manager in this process, on ephemeral loopback ports, with its REST API.
 fn start_manager(dir: &Path) -> ManagerHandle {
     let mut options = ManagerOptions::new(dir);
     options.listen_addr = IpAddr::V4(Ipv4Addr::LOCALHOST);
     options.events_port = 0;
     options.enroll_port = 0;
     options.names = vec!["127.0.0.1".into()];
+    options.api = Some(gatewatch_manager::ApiOptions {
+        port: 0,
+        ..Default::default()
+    });
     gatewatch_manager::start(options).expect("start the manager")
 }
 
@@ -133,5 +137,36 @@ fn syscheck_endpoint_lists_agent_files() {
         sorted[0].file.ends_with("a.conf"),
         "the largest file first: {sorted:?}"
     );
+
+    // The same through `GET /syscheck/{agent_id}`, as an operator asks for it.
+    let api = common::api::Api::login(&manager);
+    let data = api.data("/syscheck/001?sort=-size");
+    assert_eq!(data["total_affected_items"], 2, "{data}");
+    let first = &data["affected_items"][0];
+    assert!(
+        first["file"].as_str().unwrap().ends_with("a.conf"),
+        "{data}"
+    );
+    assert_eq!(first["type"], "file");
+    assert_eq!(first["size"], 7);
+    let by_hash = api.data(&format!(
+        "/syscheck/001?hash={}&select=file",
+        by_search[0].sha1
+    ));
+    assert_eq!(by_hash["total_affected_items"], 1, "{by_hash}");
+    assert!(by_hash["affected_items"][0]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("sub/c.bin"));
+    let paged = api.data("/syscheck/001?limit=1&offset=1&sort=file");
+    assert_eq!(
+        (
+            paged["total_affected_items"].as_u64(),
+            paged["affected_items"].as_array().map(Vec::len)
+        ),
+        (Some(2), Some(1))
+    );
+    let (status, unauthorized) = api.get("/syscheck/001", false);
+    assert_eq!(status, 401, "{unauthorized}");
     sigkill(&mut agent);
 }

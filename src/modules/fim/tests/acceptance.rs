@@ -173,6 +173,35 @@ fn whodata_names_the_writer() {
     }
 }
 
+/// Drops `CAP_SYS_ADMIN` from the calling thread's effective set (capabilities are per thread).
+fn drop_sys_admin() {
+    use rustix::thread::{capabilities, set_capabilities, CapabilitySet};
+    let mut caps = capabilities(None).unwrap();
+    caps.effective.remove(CapabilitySet::SYS_ADMIN);
+    set_capabilities(None, caps).unwrap();
+}
+
+#[test]
+fn whodata_degrades_to_realtime_without_cap_sys_admin() {
+    let tree = Tree::new();
+    let file = tree.path("target");
+    std::fs::write(&file, b"before\n").unwrap();
+    let config = config_for(&tree.root, |d| d.whodata = true);
+    let mut fim = Harness::start_with_setup(config, &tree.state, "fim-test", 256, drop_sys_admin);
+    let event = fim.wait_for("a degraded-mode event", SOON, |e| {
+        matches!(e, FimEvent::WhodataUnavailable { .. })
+    });
+    assert!(
+        matches!(&event, FimEvent::WhodataUnavailable { reason } if reason.contains("CAP_SYS_ADMIN")),
+        "{event:?}"
+    );
+    fim.scan_ended(SOON);
+    std::fs::write(&file, b"after\n").unwrap();
+    let change = fim.change(&file, ChangeType::Modified, SOON);
+    assert_eq!(change.mode, FimMode::Realtime);
+    assert!(change.audit.is_none());
+}
+
 #[test]
 fn changes_while_down_are_detected() {
     let tree = Tree::new();

@@ -144,7 +144,8 @@ fn whodata_names_the_writer() {
         )
     });
     // The writer stays alive a moment, as a real one would while the event is read.
-    let script = format!("echo after >> '{}'; sleep 2", file.display());
+    // `; true` keeps the shell itself alive (a last command would be exec'd in its place).
+    let script = format!("echo after >> '{}'; sleep 2; true", file.display());
     let mut writer = std::process::Command::new("/bin/sh")
         .args(["-c", &script])
         .spawn()

@@ -144,7 +144,8 @@ fn whodata_names_the_writer() {
         )
     });
     // The writer stays alive a moment, as a real one would while the event is read.
-    let script = format!("echo after >> '{}'; sleep 2", file.display());
+    // `; true` keeps the shell itself alive (a last command would be exec'd in its place).
+    let script = format!("echo after >> '{}'; sleep 2; true", file.display());
     let mut writer = std::process::Command::new("/bin/sh")
         .args(["-c", &script])
         .spawn()
@@ -171,6 +172,35 @@ fn whodata_names_the_writer() {
     if is_root() {
         assert_eq!(who.user_name, "root");
     }
+}
+
+/// Drops `CAP_SYS_ADMIN` from the calling thread's effective set (capabilities are per thread).
+fn drop_sys_admin() {
+    use rustix::thread::{capabilities, set_capabilities, CapabilitySet};
+    let mut caps = capabilities(None).unwrap();
+    caps.effective.remove(CapabilitySet::SYS_ADMIN);
+    set_capabilities(None, caps).unwrap();
+}
+
+#[test]
+fn whodata_degrades_to_realtime_without_cap_sys_admin() {
+    let tree = Tree::new();
+    let file = tree.path("target");
+    std::fs::write(&file, b"before\n").unwrap();
+    let config = config_for(&tree.root, |d| d.whodata = true);
+    let mut fim = Harness::start_with_setup(config, &tree.state, "fim-test", 256, drop_sys_admin);
+    let event = fim.wait_for("a degraded-mode event", SOON, |e| {
+        matches!(e, FimEvent::WhodataUnavailable { .. })
+    });
+    assert!(
+        matches!(&event, FimEvent::WhodataUnavailable { reason } if reason.contains("CAP_SYS_ADMIN")),
+        "{event:?}"
+    );
+    fim.scan_ended(SOON);
+    std::fs::write(&file, b"after\n").unwrap();
+    let change = fim.change(&file, ChangeType::Modified, SOON);
+    assert_eq!(change.mode, FimMode::Realtime);
+    assert!(change.audit.is_none());
 }
 
 #[test]
@@ -250,11 +280,10 @@ fn watch_limit_falls_back_to_scheduled() {
                 .mode,
         );
     }
+    // The root and one subdirectory are watched; the other three are found by the scans only.
+    // (The watched one may be found by a scan too if one starts within the realtime delay.)
     let scheduled = modes.iter().filter(|m| **m == FimMode::Scheduled).count();
-    assert_eq!(
-        scheduled, 3,
-        "the root and one subdirectory are watched: {modes:?}"
-    );
+    assert!(scheduled >= 3, "{modes:?}");
 }
 
 #[test]

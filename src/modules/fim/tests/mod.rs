@@ -60,12 +60,24 @@ impl Harness {
         account: &'static str,
         capacity: usize,
     ) -> Harness {
+        Self::start_with_setup(config, state, account, capacity, || {})
+    }
+
+    /// The same, running `setup` on the module's thread first (to drop privileges, say).
+    pub fn start_with_setup(
+        config: FimConfig,
+        state: &Path,
+        account: &'static str,
+        capacity: usize,
+        setup: fn(),
+    ) -> Harness {
         let (tx, rx) = event_queue(capacity);
         let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
         let id = account_for(account).expect("a free memory account");
         let state = state.to_path_buf();
         std::fs::create_dir_all(&state).unwrap();
         let thread = std::thread::spawn(move || {
+            setup();
             let thread_memory = MemoryAccount::new(id, config.budget_bytes);
             let shutdown = Shutdown::new();
             let ctx = ModuleContext::new(

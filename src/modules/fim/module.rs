@@ -103,7 +103,7 @@ async fn open_live(
     let mut live = Live::default();
     if rules.any_realtime() {
         live.realtime = Some(
-            Realtime::new(config.max_watches)
+            Realtime::new(config.max_watches, ctx.memory().clone())
                 .map_err(|e| ModuleError(format!("fim: cannot start inotify: {e}")))?,
         );
     }

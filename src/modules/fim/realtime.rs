@@ -104,10 +104,40 @@ pub struct Live {
     pub realtime: Option<Realtime>,
     /// fanotify, when a directory wants who-data and the kernel allows it.
     pub whodata: Option<Whodata>,
+    /// Paths their events named, waiting to be checked.
+    pub pending: PendingSet,
+    /// How long a path stays quiet before it is checked.
+    pub delay: Duration,
     limit_reported: bool,
 }
 
 impl Live {
+    /// No sources yet; paths are checked once quiet for `delay`.
+    pub fn new(delay: Duration) -> Live {
+        Live {
+            delay,
+            ..Live::default()
+        }
+    }
+
+    /// Reads what inotify and fanotify have queued (without waiting) into the pending set.
+    pub fn read_queued(&mut self, names: &mut super::attrs::Names) {
+        if let Some(r) = self.realtime.as_mut() {
+            r.read(&mut self.pending);
+        }
+        if let Some(w) = self.whodata.as_mut() {
+            let pending = &mut self.pending;
+            w.read(names, |path, who| pending.add(path, Some(who)));
+        }
+    }
+
+    /// Whether pending paths are due now.
+    pub fn due(&self) -> bool {
+        self.pending
+            .due_at(self.delay)
+            .is_some_and(|t| t <= Instant::now())
+    }
+
     /// Watches `dir` for `rule` (marks it for who-data too); returns the event to report when
     /// the watch limit is reached for the first time.
     pub fn watch(&mut self, rule: &DirRule, dir: &Path) -> Option<FimEvent> {

@@ -131,6 +131,35 @@ fn realtime_picks_up_new_directories() {
 }
 
 #[test]
+fn realtime_changes_are_reported_during_a_long_scan() {
+    let tree = Tree::new();
+    let hot = tree.path("hot");
+    std::fs::write(&hot, b"1").unwrap();
+    std::fs::create_dir(tree.path("bulk")).unwrap();
+    let mut config = config_for(&tree.root, |d| d.realtime = true);
+    let mut fim = Harness::start(config.clone(), &tree.state, "fim-test");
+    fim.scan_ended(SOON); // the baseline holds `hot`
+    fim.stop().unwrap();
+    // 600 new 4 KiB files at 256 KiB/s: the next scan takes about 9 s.
+    for i in 0..600 {
+        std::fs::write(tree.path(&format!("bulk/{i}")), vec![b'x'; 4096]).unwrap();
+    }
+    config.scan_bytes_per_sec = 256 * 1024;
+    let mut fim = Harness::start(config, &tree.state, "fim-test");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&hot, b"22").unwrap();
+    let change = fim.change(&hot, ChangeType::Modified, Duration::from_secs(8));
+    assert_eq!(change.mode, FimMode::Realtime);
+    assert!(
+        !fim.log
+            .iter()
+            .any(|e| matches!(e, FimEvent::ScanEnded { .. })),
+        "reported before the scan ended"
+    );
+    fim.scan_ended(Duration::from_secs(30));
+}
+
+#[test]
 fn whodata_names_the_writer() {
     let tree = Tree::new();
     let file = tree.path("target");

@@ -160,6 +160,35 @@ fn realtime_changes_are_reported_during_a_long_scan() {
 }
 
 #[test]
+fn a_burst_past_the_pending_limit_is_caught_by_a_scan() {
+    let tree = Tree::new();
+    let config = config_for(&tree.root, |d| d.realtime = true);
+    let mut fim = Harness::start(config, &tree.state, "fim-test");
+    fim.scan_ended(SOON);
+    let burst = crate::modules::fim::realtime::MAX_PENDING + 100;
+    for i in 0..burst {
+        std::fs::write(tree.path(&format!("f{i}")), b"x").unwrap();
+    }
+    fim.wait_for("an overflow event", SOON, |e| {
+        matches!(e, FimEvent::RealtimeOverflow)
+    });
+    fim.scan_ended(Duration::from_secs(30));
+    let added: std::collections::HashSet<String> = fim
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            FimEvent::Change(c) if c.event == ChangeType::Added => Some(c.path.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        added.len(),
+        burst,
+        "every file is reported once the scan ran"
+    );
+}
+
+#[test]
 fn whodata_names_the_writer() {
     let tree = Tree::new();
     let file = tree.path("target");

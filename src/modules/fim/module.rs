@@ -108,8 +108,13 @@ async fn open_live(
         );
     }
     if rules.any_whodata() {
-        match Whodata::open() {
-            Ok(w) => live.whodata = Some(w),
+        match Whodata::open(ctx.memory().clone()) {
+            Ok(w) => {
+                if !w.names_every_change() {
+                    log::info!("fim: who-data names content writes only (kernel before 5.9)");
+                }
+                live.whodata = Some(w);
+            }
             Err(reason) => {
                 log::warn!("fim: who-data unavailable, plain realtime instead: {reason}");
                 ctx.send(Payload::Fim(FimEvent::WhodataUnavailable { reason }))

@@ -144,7 +144,7 @@ impl Live {
         if !rule.realtime {
             return None;
         }
-        if let (true, Some(w)) = (rule.whodata, &self.whodata) {
+        if let (true, Some(w)) = (rule.whodata, self.whodata.as_mut()) {
             if let Err(e) = w.mark(dir) {
                 log::debug!("fim: cannot mark {} for who-data: {e}", dir.display());
             }

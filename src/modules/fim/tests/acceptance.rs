@@ -232,6 +232,51 @@ fn whodata_names_the_writer() {
     }
 }
 
+#[test]
+fn whodata_names_who_created_chmodded_renamed_and_deleted() {
+    use crate::modules::fim::whodata::Whodata;
+    use crate::runtime::budget::{account_for, MemoryAccount};
+    let memory = MemoryAccount::new(account_for("fim-test").unwrap(), 1 << 20);
+    if !Whodata::open(memory).is_ok_and(|w| w.names_every_change()) {
+        eprintln!("this kernel names content writes only; nothing more to check");
+        return;
+    }
+    let tree = Tree::new();
+    let config = config_for(&tree.root, |d| d.whodata = true);
+    let mut fim = Harness::start(config, &tree.state, "fim-test");
+    fim.scan_ended(SOON);
+    let (new, renamed) = (tree.path("new"), tree.path("renamed"));
+    // One long-lived process makes every change (perl is part of every Debian system).
+    let script = format!(
+        "open F, '>', '{n}'; print F 'x'; close F; sleep 1; chmod 0600, '{n}'; sleep 1; \
+         rename '{n}', '{r}'; sleep 1; unlink '{r}'; sleep 1",
+        n = new.display(),
+        r = renamed.display()
+    );
+    let mut writer = std::process::Command::new("perl")
+        .args(["-e", &script])
+        .spawn()
+        .unwrap();
+    let pid = writer.id();
+    let by_writer = |c: &FimChange| {
+        assert_eq!(c.mode, FimMode::Whodata, "{c:?}");
+        let who = c.audit.as_ref().expect("who-data");
+        assert_eq!(
+            (who.process_id, who.process_name.as_str()),
+            (pid, "perl"),
+            "{c:?}"
+        );
+    };
+    by_writer(&fim.change(&new, ChangeType::Added, SOON));
+    let chmod = fim.change(&new, ChangeType::Modified, SOON);
+    assert_eq!(chmod.changed_attributes, ["permission"]);
+    by_writer(&chmod);
+    by_writer(&fim.change(&new, ChangeType::Deleted, SOON));
+    by_writer(&fim.change(&renamed, ChangeType::Added, SOON));
+    by_writer(&fim.change(&renamed, ChangeType::Deleted, SOON));
+    let _ = writer.wait();
+}
+
 /// Drops `CAP_SYS_ADMIN` from the calling thread's effective set (capabilities are per thread).
 fn drop_sys_admin() {
     use rustix::thread::{capabilities, set_capabilities, CapabilitySet};

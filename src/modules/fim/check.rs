@@ -135,7 +135,7 @@ impl Checker {
             self.db.put(&key, &new, self.scan)?;
             self.files += 1;
             if rule.report_changes {
-                let _ = self.diffs.update(path, rules.nodiff(path));
+                let _ = self.diffs.update(path, rules.nodiff(path), &self.memory);
             }
             return Ok(self.change(rule, path, ChangeType::Added, mode, None, Some(new), audit));
         };
@@ -151,7 +151,7 @@ impl Checker {
             .iter()
             .any(|c| matches!(c.as_str(), "size" | "mtime" | "md5" | "sha1" | "sha256"));
         let content = if rule.report_changes && content_changed {
-            match self.diffs.update(path, rules.nodiff(path)) {
+            match self.diffs.update(path, rules.nodiff(path), &self.memory) {
                 Content::Text(diff) => diff.filter(|d| !d.is_empty()),
                 Content::NotDiffed(_) => None,
             }

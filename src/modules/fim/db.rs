@@ -26,9 +26,9 @@ CREATE TABLE IF NOT EXISTS files (
     inode INTEGER NOT NULL,
     device INTEGER NOT NULL,
     mtime INTEGER NOT NULL,
-    md5 TEXT,
-    sha1 TEXT,
-    sha256 TEXT,
+    md5 BLOB,
+    sha1 BLOB,
+    sha256 BLOB,
     scan INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
@@ -92,6 +92,15 @@ fn type_from(code: i64) -> FileType {
     }
 }
 
+/// Hashes are stored as bytes (half the size of their hex).
+fn bytes_of(hex_digest: &Option<String>) -> Option<Vec<u8>> {
+    hex_digest.as_deref().and_then(|h| hex::decode(h).ok())
+}
+
+fn hex_of(bytes: Option<Vec<u8>>) -> Option<String> {
+    bytes.map(hex::encode)
+}
+
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Row)> {
     Ok((
         r.get(0)?,
@@ -107,9 +116,9 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Row)> {
                 inode: r.get::<_, i64>(8)? as u64,
                 device: r.get::<_, i64>(9)? as u64,
                 mtime: r.get(10)?,
-                hash_md5: r.get(11)?,
-                hash_sha1: r.get(12)?,
-                hash_sha256: r.get(13)?,
+                hash_md5: hex_of(r.get(11)?),
+                hash_sha1: hex_of(r.get(12)?),
+                hash_sha256: hex_of(r.get(13)?),
             },
             scan: r.get::<_, i64>(14)?.max(0) as u64,
             id: r.get::<_, i64>(15)?.max(0) as u64,
@@ -237,9 +246,9 @@ impl Db {
                 sql(a.inode),
                 sql(a.device),
                 a.mtime,
-                a.hash_md5,
-                a.hash_sha1,
-                a.hash_sha256,
+                bytes_of(&a.hash_md5),
+                bytes_of(&a.hash_sha1),
+                bytes_of(&a.hash_sha256),
                 sql(scan),
                 sql(self.next_id.get())
             ],

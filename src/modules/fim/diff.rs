@@ -7,6 +7,7 @@
 //! the middle gets a longest-common-subsequence table only when it is small, otherwise it is
 //! reported as one replaced block. The text is truncated to fit in one event.
 
+use crate::runtime::budget::MemoryAccount;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub const MAX_DIFF_TEXT: usize = 16 * 1024;
 /// Largest (old lines × new lines) middle section diffed line by line.
 const MAX_TABLE_CELLS: usize = 40_000;
+/// Memory a diff may take besides the two copies: the table, the compressed copy, the text.
+const DIFF_OVERHEAD: usize = MAX_TABLE_CELLS * 4 + MAX_DIFF_TEXT * 2 + 64 * 1024;
 
 /// The stored copies and their quota.
 pub struct DiffStore {
@@ -61,11 +64,18 @@ impl DiffStore {
     }
 
     /// Records the current content of `path` and returns the diff against the previous copy.
-    /// `nodiff` forbids keeping content (a copy that exists is removed).
-    pub fn update(&mut self, path: &Path, nodiff: bool) -> Content {
+    /// `nodiff` forbids keeping content (a copy that exists is removed). Nothing is read when
+    /// the two copies and the diff would not fit in the module's remaining `memory`.
+    pub fn update(&mut self, path: &Path, nodiff: bool, memory: &MemoryAccount) -> Content {
         if nodiff {
             self.forget(path);
             return Content::NotDiffed("on the no-diff list");
+        }
+        let needed = (self.size_limit as usize)
+            .saturating_mul(3)
+            .saturating_add(DIFF_OVERHEAD);
+        if needed > memory.buffer_room() {
+            return Content::NotDiffed("no room in the memory budget");
         }
         let new = match read_limited(path, self.size_limit) {
             Ok(Some(bytes)) => bytes,
@@ -255,6 +265,7 @@ fn hunk(out: &mut String, a: &[&str], b: &[&str], i0: usize, i1: usize, j0: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::budget::account_for;
 
     #[test]
     fn diff_uses_the_normal_format() {
@@ -271,9 +282,23 @@ mod tests {
     }
 
     #[test]
+    fn no_diff_without_room_in_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "text\n").unwrap();
+        let tiny = MemoryAccount::new(account_for("fim-diff-tiny").unwrap(), 64 * 1024);
+        let mut store = DiffStore::open(&dir.path().join("copies"), 64 * 1024, 1 << 20).unwrap();
+        assert_eq!(
+            store.update(&file, false, &tiny),
+            Content::NotDiffed("no room in the memory budget")
+        );
+    }
+
+    #[test]
     fn copies_stay_within_the_quota() {
         let dir = tempfile::tempdir().unwrap();
         let files = tempfile::tempdir().unwrap();
+        let memory = MemoryAccount::new(account_for("fim-diff").unwrap(), 4 << 20);
         let mut store = DiffStore::open(dir.path(), 100_000, 2_000).unwrap();
         for i in 0..20 {
             let f = files.path().join(format!("f{i}"));
@@ -282,7 +307,7 @@ mod tests {
                 .map(|k| char::from(b'a' + ((k * 7 + i * 13) % 26) as u8))
                 .collect();
             std::fs::write(&f, text).unwrap();
-            store.update(&f, false);
+            store.update(&f, false, &memory);
         }
         let on_disk: u64 = std::fs::read_dir(dir.path())
             .unwrap()

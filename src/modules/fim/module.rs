@@ -1,8 +1,8 @@
 //! The FIM task: opens the state, scans on start and on schedule, and in between turns inotify
 //! and fanotify events into checks of the paths they name.
 //!
-//! Realtime events that arrive during a scan wait in the kernel's queue and are handled when the
-//! scan ends (an overflowing queue is answered by another scan).
+//! During a scan, realtime events are read and handled between its batches of files (new
+//! directories wait for the scan's end); an overflowing queue is answered by another scan.
 
 use super::attrs::Names;
 use super::check::{Checker, Outcome};
@@ -10,7 +10,7 @@ use super::config::FimConfig;
 use super::db::Db;
 use super::diff::DiffStore;
 use super::hash::{Algorithms, ByteRate, Hasher};
-use super::realtime::{Live, PendingSet, Realtime};
+use super::realtime::{Live, Realtime};
 use super::rules::Rules;
 use super::scan::{self, report};
 use super::walk::Walker;
@@ -100,16 +100,21 @@ async fn open_live(
     config: &FimConfig,
     ctx: &ModuleContext,
 ) -> Result<Live, ModuleError> {
-    let mut live = Live::default();
+    let mut live = Live::new(Duration::from_millis(config.realtime_delay_ms));
     if rules.any_realtime() {
         live.realtime = Some(
-            Realtime::new(config.max_watches)
+            Realtime::new(config.max_watches, ctx.memory().clone())
                 .map_err(|e| ModuleError(format!("fim: cannot start inotify: {e}")))?,
         );
     }
     if rules.any_whodata() {
-        match Whodata::open() {
-            Ok(w) => live.whodata = Some(w),
+        match Whodata::open(ctx.memory().clone()) {
+            Ok(w) => {
+                if !w.names_every_change() {
+                    log::info!("fim: who-data names content writes only (kernel before 5.9)");
+                }
+                live.whodata = Some(w);
+            }
             Err(reason) => {
                 log::warn!("fim: who-data unavailable, plain realtime instead: {reason}");
                 ctx.send(Payload::Fim(FimEvent::WhodataUnavailable { reason }))
@@ -146,16 +151,15 @@ async fn run(config: &FimConfig, ctx: &ModuleContext) -> Result<(), ModuleError>
     if next_scan > Instant::now() {
         watch_all(ctx, &rules, &mut live).await?;
     }
-    let delay = Duration::from_millis(config.realtime_delay_ms);
-    let mut pending = PendingSet::default();
     loop {
         if ctx.stopping() {
             return Ok(());
         }
-        let overflow = pending.overflowed || live.realtime.as_ref().is_some_and(|r| r.overflowed);
+        let overflow =
+            live.pending.overflowed || live.realtime.as_ref().is_some_and(|r| r.overflowed);
         if overflow {
             ctx.send(Payload::Fim(FimEvent::RealtimeOverflow)).await?;
-            pending.clear();
+            live.pending.clear();
             if let Some(r) = live.realtime.as_mut() {
                 r.overflowed = false;
             }
@@ -174,22 +178,17 @@ async fn run(config: &FimConfig, ctx: &ModuleContext) -> Result<(), ModuleError>
             next_scan = Instant::now() + frequency;
             continue;
         }
-        let due = pending.due_at(delay).unwrap_or(next_scan).min(next_scan);
+        let due = live
+            .pending
+            .due_at(live.delay)
+            .unwrap_or(next_scan)
+            .min(next_scan);
         match wait(ctx, &live, due).await {
             Wake::Stop => return Ok(()),
-            Wake::Inotify => {
-                if let Some(r) = live.realtime.as_mut() {
-                    r.read(&mut pending);
-                }
-            }
-            Wake::Fanotify => {
-                if let Some(w) = live.whodata.as_mut() {
-                    w.read(&mut checker.names, |path, who| pending.add(path, Some(who)));
-                }
-            }
+            Wake::Inotify | Wake::Fanotify => live.read_queued(&mut checker.names),
             Wake::Timer => {
-                if pending.due_at(delay).is_some_and(|t| t <= Instant::now()) {
-                    handle_pending(ctx, &rules, &mut checker, &mut live, &mut pending).await?;
+                if live.due() {
+                    handle_pending(ctx, &rules, &mut checker, &mut live, false).await?;
                 }
             }
         }
@@ -245,15 +244,36 @@ async fn watch_all(ctx: &ModuleContext, rules: &Rules, live: &mut Live) -> Resul
     Ok(())
 }
 
-/// Checks the paths realtime events named.
+/// Realtime work between two batches of a scan: reads what inotify and fanotify queued and
+/// checks the paths that are due, so a long scan does not hold realtime events back. New
+/// directories wait for the end of the scan (which may reach them anyway).
+pub(super) async fn interlude(
+    ctx: &ModuleContext,
+    rules: &Rules,
+    checker: &mut Checker,
+    live: &mut Live,
+) -> Result<(), ModuleError> {
+    live.read_queued(&mut checker.names);
+    if live.due() {
+        handle_pending(ctx, rules, checker, live, true).await?;
+    }
+    Ok(())
+}
+
+/// Checks the paths realtime events named. During a scan (`in_scan`) directories are put back
+/// for later instead of walked.
 async fn handle_pending(
     ctx: &ModuleContext,
     rules: &Rules,
     checker: &mut Checker,
     live: &mut Live,
-    pending: &mut PendingSet,
+    in_scan: bool,
 ) -> Result<(), ModuleError> {
-    for item in pending.take() {
+    for item in live.pending.take() {
+        if in_scan && item.path.is_dir() {
+            live.pending.add(item.path, item.audit);
+            continue;
+        }
         let mode = if item.audit.is_some() {
             FimMode::Whodata
         } else {
@@ -269,7 +289,8 @@ async fn handle_pending(
                 if let Some(i) = rules.index_of(&item.path) {
                     if rules.dirs[i].descends_into(&item.path) {
                         let walker = Walker::below(i, item.path.clone());
-                        scan::walk(ctx, rules, checker, live, walker, mode).await?;
+                        // Boxed: a walk may come back here (between its batches).
+                        Box::pin(scan::walk(ctx, rules, checker, live, walker, mode)).await?;
                     }
                 }
             }

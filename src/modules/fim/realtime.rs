@@ -7,6 +7,7 @@
 
 use super::rules::DirRule;
 use super::whodata::Whodata;
+use crate::runtime::budget::MemoryAccount;
 use async_io::Async;
 use gatewatch_proto::fim::{FimEvent, WhoData};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
@@ -35,6 +36,7 @@ pub struct Realtime {
     /// Sorted by watch descriptor.
     watches: Vec<(WatchDescriptor, PathBuf)>,
     cap: usize,
+    memory: MemoryAccount,
     buf: Vec<u8>,
     /// The kernel's queue overflowed: events were lost.
     pub overflowed: bool,
@@ -102,17 +104,47 @@ pub struct Live {
     pub realtime: Option<Realtime>,
     /// fanotify, when a directory wants who-data and the kernel allows it.
     pub whodata: Option<Whodata>,
+    /// Paths their events named, waiting to be checked.
+    pub pending: PendingSet,
+    /// How long a path stays quiet before it is checked.
+    pub delay: Duration,
     limit_reported: bool,
 }
 
 impl Live {
+    /// No sources yet; paths are checked once quiet for `delay`.
+    pub fn new(delay: Duration) -> Live {
+        Live {
+            delay,
+            ..Live::default()
+        }
+    }
+
+    /// Reads what inotify and fanotify have queued (without waiting) into the pending set.
+    pub fn read_queued(&mut self, names: &mut super::attrs::Names) {
+        if let Some(r) = self.realtime.as_mut() {
+            r.read(&mut self.pending);
+        }
+        if let Some(w) = self.whodata.as_mut() {
+            let pending = &mut self.pending;
+            w.read(names, |path, who| pending.add(path, Some(who)));
+        }
+    }
+
+    /// Whether pending paths are due now.
+    pub fn due(&self) -> bool {
+        self.pending
+            .due_at(self.delay)
+            .is_some_and(|t| t <= Instant::now())
+    }
+
     /// Watches `dir` for `rule` (marks it for who-data too); returns the event to report when
     /// the watch limit is reached for the first time.
     pub fn watch(&mut self, rule: &DirRule, dir: &Path) -> Option<FimEvent> {
         if !rule.realtime {
             return None;
         }
-        if let (true, Some(w)) = (rule.whodata, &self.whodata) {
+        if let (true, Some(w)) = (rule.whodata, self.whodata.as_mut()) {
             if let Err(e) = w.mark(dir) {
                 log::debug!("fim: cannot mark {} for who-data: {e}", dir.display());
             }
@@ -156,8 +188,8 @@ fn mask() -> WatchMask {
 }
 
 impl Realtime {
-    /// An inotify instance allowing `cap` watches.
-    pub fn new(cap: usize) -> std::io::Result<Realtime> {
+    /// An inotify instance allowing `cap` watches, whose table grows within `memory`.
+    pub fn new(cap: usize, memory: MemoryAccount) -> std::io::Result<Realtime> {
         let inotify = Inotify::init()?;
         let ready = Async::new(inotify.as_fd().try_clone_to_owned()?)?;
         Ok(Realtime {
@@ -165,6 +197,7 @@ impl Realtime {
             ready,
             watches: Vec::new(),
             cap,
+            memory,
             buf: vec![0; READ_BUFFER],
             overflowed: false,
         })
@@ -183,7 +216,12 @@ impl Realtime {
         if self.watches.len() >= self.cap {
             return Err(WatchError::Limit);
         }
-        if self.watches.try_reserve(1).is_err() {
+        // The table doubles as it grows, within the module's budget.
+        let more = self.watches.len().max(16);
+        if self.watches.len() == self.watches.capacity()
+            && self.memory.try_reserve(&mut self.watches, more).is_err()
+            && self.memory.try_reserve(&mut self.watches, 1).is_err()
+        {
             return Err(WatchError::Limit);
         }
         match self.inotify.watches().add(dir, mask()) {
@@ -267,6 +305,13 @@ impl Realtime {
 mod tests {
     use super::*;
 
+    fn memory() -> MemoryAccount {
+        MemoryAccount::new(
+            crate::runtime::budget::account_for("fim-rt").unwrap(),
+            1 << 20,
+        )
+    }
+
     #[test]
     fn pending_paths_are_merged_and_keep_the_writer() {
         let mut set = PendingSet::default();
@@ -295,7 +340,7 @@ mod tests {
         for d in ["a", "b"] {
             std::fs::create_dir(dir.path().join(d)).unwrap();
         }
-        let mut rt = Realtime::new(1).unwrap();
+        let mut rt = Realtime::new(1, memory()).unwrap();
         rt.watch(&dir.path().join("a")).unwrap();
         rt.watch(&dir.path().join("a")).unwrap();
         assert!(matches!(
@@ -308,7 +353,7 @@ mod tests {
     #[test]
     fn a_file_created_in_a_watched_directory_becomes_pending() {
         let dir = tempfile::tempdir().unwrap();
-        let mut rt = Realtime::new(8).unwrap();
+        let mut rt = Realtime::new(8, memory()).unwrap();
         rt.watch(dir.path()).unwrap();
         std::fs::write(dir.path().join("new"), b"x").unwrap();
         let mut set = PendingSet::default();

@@ -130,6 +130,9 @@ pub async fn walk(
                     if ctx.stopping() {
                         return Ok(files);
                     }
+                    if mode == FimMode::Scheduled {
+                        super::module::interlude(ctx, rules, checker, live).await?;
+                    }
                     checker.db.begin().map_err(db_err)?;
                 }
             }

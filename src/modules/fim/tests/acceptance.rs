@@ -131,6 +131,68 @@ fn realtime_picks_up_new_directories() {
 }
 
 #[test]
+fn realtime_changes_are_reported_during_a_long_scan() {
+    let tree = Tree::new();
+    let hot = tree.path("hot");
+    std::fs::write(&hot, b"1").unwrap();
+    std::fs::create_dir(tree.path("bulk")).unwrap();
+    let mut config = config_for(&tree.root, |d| d.realtime = true);
+    let mut fim = Harness::start(config.clone(), &tree.state, "fim-test");
+    fim.scan_ended(SOON); // the baseline holds `hot`
+    fim.stop().unwrap();
+    // 600 new 4 KiB files at 256 KiB/s: the next scan takes about 9 s.
+    for i in 0..600 {
+        std::fs::write(tree.path(&format!("bulk/{i}")), vec![b'x'; 4096]).unwrap();
+    }
+    config.scan_bytes_per_sec = 256 * 1024;
+    let mut fim = Harness::start(config, &tree.state, "fim-test");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&hot, b"22").unwrap();
+    let change = fim.change(&hot, ChangeType::Modified, Duration::from_secs(8));
+    assert_eq!(change.mode, FimMode::Realtime);
+    assert!(
+        !fim.log
+            .iter()
+            .any(|e| matches!(e, FimEvent::ScanEnded { .. })),
+        "reported before the scan ended"
+    );
+    fim.scan_ended(Duration::from_secs(30));
+}
+
+#[test]
+fn a_burst_past_the_pending_limit_is_caught_by_a_scan() {
+    let tree = Tree::new();
+    let config = config_for(&tree.root, |d| d.realtime = true);
+    let mut fim = Harness::start(config, &tree.state, "fim-test");
+    fim.scan_ended(SOON);
+    let burst = crate::modules::fim::realtime::MAX_PENDING + 100;
+    for i in 0..burst {
+        std::fs::write(tree.path(&format!("f{i}")), b"x").unwrap();
+    }
+    fim.wait_for("an overflow event", SOON, |e| {
+        matches!(e, FimEvent::RealtimeOverflow)
+    });
+    fim.scan_ended(Duration::from_secs(30));
+    // Files written while the scan ran come from their events (or a further scan) soon after.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let added = loop {
+        let added: std::collections::HashSet<String> = fim
+            .log
+            .iter()
+            .filter_map(|e| match e {
+                FimEvent::Change(c) if c.event == ChangeType::Added => Some(c.path.clone()),
+                _ => None,
+            })
+            .collect();
+        if added.len() == burst || std::time::Instant::now() > deadline {
+            break added;
+        }
+        fim.next(Duration::from_millis(500));
+    };
+    assert_eq!(added.len(), burst, "every file is reported");
+}
+
+#[test]
 fn whodata_names_the_writer() {
     let tree = Tree::new();
     let file = tree.path("target");
@@ -172,6 +234,51 @@ fn whodata_names_the_writer() {
     if is_root() {
         assert_eq!(who.user_name, "root");
     }
+}
+
+#[test]
+fn whodata_names_who_created_chmodded_renamed_and_deleted() {
+    use crate::modules::fim::whodata::Whodata;
+    use crate::runtime::budget::{account_for, MemoryAccount};
+    let memory = MemoryAccount::new(account_for("fim-test").unwrap(), 1 << 20);
+    if !Whodata::open(memory).is_ok_and(|w| w.names_every_change()) {
+        eprintln!("this kernel names content writes only; nothing more to check");
+        return;
+    }
+    let tree = Tree::new();
+    let config = config_for(&tree.root, |d| d.whodata = true);
+    let mut fim = Harness::start(config, &tree.state, "fim-test");
+    fim.scan_ended(SOON);
+    let (new, renamed) = (tree.path("new"), tree.path("renamed"));
+    // One long-lived process makes every change (perl is part of every Debian system).
+    let script = format!(
+        "open F, '>', '{n}'; print F 'x'; close F; sleep 1; chmod 0600, '{n}'; sleep 1; \
+         rename '{n}', '{r}'; sleep 1; unlink '{r}'; sleep 1",
+        n = new.display(),
+        r = renamed.display()
+    );
+    let mut writer = std::process::Command::new("perl")
+        .args(["-e", &script])
+        .spawn()
+        .unwrap();
+    let pid = writer.id();
+    let by_writer = |c: &FimChange| {
+        assert_eq!(c.mode, FimMode::Whodata, "{c:?}");
+        let who = c.audit.as_ref().expect("who-data");
+        assert_eq!(
+            (who.process_id, who.process_name.as_str()),
+            (pid, "perl"),
+            "{c:?}"
+        );
+    };
+    by_writer(&fim.change(&new, ChangeType::Added, SOON));
+    let chmod = fim.change(&new, ChangeType::Modified, SOON);
+    assert_eq!(chmod.changed_attributes, ["permission"]);
+    by_writer(&chmod);
+    by_writer(&fim.change(&new, ChangeType::Deleted, SOON));
+    by_writer(&fim.change(&renamed, ChangeType::Added, SOON));
+    by_writer(&fim.change(&renamed, ChangeType::Deleted, SOON));
+    let _ = writer.wait();
 }
 
 /// Drops `CAP_SYS_ADMIN` from the calling thread's effective set (capabilities are per thread).

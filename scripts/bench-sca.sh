@@ -16,6 +16,10 @@
 #
 # Prints one line per measurement; docs/PERFORMANCE.md records results with machine and command.
 set -euo pipefail
+# OpenSCAP (the comparison) and rpm are installed when missing.
+if ! command -v oscap >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openscap-scanner ssg-debian rpm >/dev/null
+fi
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/gatewatch/target}"
 POLICY=${POLICY:-../shared/testdata/wazuh-4.14.7/sca/cis_debian12.yml}

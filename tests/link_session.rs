@@ -353,13 +353,24 @@ fn unacknowledged_bytes_are_bounded_by_the_window() {
     let mut cfg = config(&["127.0.0.1"], server.port);
     cfg.max_batch_records = 2;
     cfg.max_unacked_bytes = 1; // one frame in flight at a time
+                               // Once the first frame is out, give the link 300 ms to (wrongly) send more. Measured from the
+                               // first send, not from the start, so a slow handshake (qemu) does not shorten the window.
     let started = Instant::now();
+    let first_sent = std::cell::Cell::new(None::<Instant>);
     let run = run_link(
         cfg,
         creds(&ca, KEY),
         VecOutbox::with(1..=10, 10),
         no_action,
-        move |_, _| started.elapsed() > Duration::from_millis(300),
+        move |stats, _| {
+            if stats.sent() >= 2 && first_sent.get().is_none() {
+                first_sent.set(Some(Instant::now()));
+            }
+            let waited = first_sent
+                .get()
+                .is_some_and(|t| t.elapsed() > Duration::from_millis(300));
+            waited || started.elapsed() > Duration::from_secs(30)
+        },
     );
     assert_eq!(run.result, Ok(()));
     assert_eq!(

@@ -27,6 +27,7 @@ mod config;
 mod conn;
 mod enroll;
 mod error;
+mod fim;
 mod inventory;
 mod model;
 mod receiver;
@@ -51,6 +52,7 @@ pub use config::{
     DEFAULT_API_PORT, DEFAULT_ENROLL_PORT, DEFAULT_EVENTS_PORT, PASSWORD_ENV, USAGE,
 };
 pub use error::ManagerError;
+pub use fim::{FimEntry, SyscheckQuery};
 pub use inventory::{Items, Query, QueryError, SyncState};
 pub use model::{AgentRecord, AgentStatus, NotConnected, RegisterRefused, Registered, StoredEvent};
 pub use sca::ScaSyncState;
@@ -297,6 +299,30 @@ impl ManagerHandle {
                 }
             })
             .collect())
+    }
+
+    /// The FIM state of an agent in Wazuh's `GET /syscheck/{agent_id}` item shape: the files its
+    /// `fim.*` events reported and did not report deleted, filtered, sorted and paged by `query`.
+    /// An unknown sort field is a [`ManagerError::Config`] naming it. Blocks like [`Self::agents`].
+    pub fn syscheck(
+        &self,
+        agent_id: u32,
+        query: &SyscheckQuery,
+    ) -> Result<Vec<FimEntry>, ManagerError> {
+        self.syscheck_page(agent_id, query).map(|(items, _)| items)
+    }
+
+    /// Like [`Self::syscheck`], with the number of items selected before paging (Wazuh's
+    /// `total_affected_items`).
+    pub fn syscheck_page(
+        &self,
+        agent_id: u32,
+        query: &SyscheckQuery,
+    ) -> Result<(Vec<FimEntry>, u64), ManagerError> {
+        let query = query.clone();
+        self.ctx
+            .store
+            .call_blocking(move |db| db.syscheck(agent_id, &query))
     }
 
     /// Registers an agent as enrollment would (same name and group rules, same replacement of an

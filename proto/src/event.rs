@@ -29,6 +29,12 @@ pub enum Payload {
     Inventory(Box<crate::inventory::InventoryEvent>),
     /// Security configuration assessment results (`sca` module). Boxed, as above.
     Sca(Box<crate::sca::ScaEvent>),
+    /// A log line (or a group of lines) from the `logcollector` module.
+    Log(LogEvent),
+    /// A run of a configured command, from the `command` module.
+    Command(CommandEvent),
+    /// File integrity monitoring (`fim` module).
+    Fim(crate::fim::FimEvent),
 }
 
 impl Payload {
@@ -39,6 +45,9 @@ impl Payload {
             Payload::Generator(_) => "generator.event",
             Payload::Inventory(i) => i.kind(),
             Payload::Sca(s) => s.kind(),
+            Payload::Log(_) => "log.line",
+            Payload::Command(c) => c.kind(),
+            Payload::Fim(f) => f.kind(),
         }
     }
 }
@@ -112,6 +121,105 @@ pub struct GeneratorEvent {
     pub stream: String,
     pub n: u64,
     pub body: String,
+}
+
+/// Text read from a log or a command: kept as a string when it is UTF-8, as the exact bytes
+/// otherwise (never mangled by a lossy conversion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogText {
+    /// Valid UTF-8.
+    Text(String),
+    /// Bytes that are not valid UTF-8, as read.
+    Bytes(Vec<u8>),
+}
+
+impl LogText {
+    /// Wraps `bytes`, as text when they are UTF-8.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        match String::from_utf8(bytes) {
+            Ok(text) => LogText::Text(text),
+            Err(e) => LogText::Bytes(e.into_bytes()),
+        }
+    }
+
+    /// The bytes, whichever form they are kept in.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            LogText::Text(t) => t.as_bytes(),
+            LogText::Bytes(b) => b,
+        }
+    }
+}
+
+/// A log entry: one line, or several grouped by the source's format (multi-line, audit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEvent {
+    /// Where it came from: the file path, the source's alias, or `journald`.
+    pub source: String,
+    /// The entry; grouped lines are joined with `\n`.
+    pub text: LogText,
+    /// The entry was longer than the configured maximum and was cut.
+    pub truncated: bool,
+    /// Parsed fields (`json` lines, flattened with dotted names; journal fields) and labels.
+    pub fields: Vec<LogField>,
+}
+
+/// One named field of a [`LogEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogField {
+    /// Dotted path (`user.name`, `tags.0`), a journal field name, or a label key.
+    pub name: String,
+    /// Its value.
+    pub value: FieldValue,
+}
+
+/// A scalar field value. Numbers keep their text, so nothing is lost to a float conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldValue {
+    /// JSON `null`.
+    Null,
+    /// JSON `true` / `false`.
+    Bool(bool),
+    /// A number, as written.
+    Number(String),
+    /// A string.
+    Text(String),
+    /// An empty JSON object or array (which has no scalar inside to carry its path).
+    Empty,
+}
+
+/// What the `command` module reports about a configured (or manager-pushed) command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandEvent {
+    /// Output of a run: one line, or the whole output, per the entry's setting.
+    Output {
+        name: String,
+        text: LogText,
+        truncated: bool,
+    },
+    /// A run ended: its exit code (or the signal that ended it) and whether the timeout fired.
+    Finished {
+        name: String,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        timed_out: bool,
+        output_bytes: u64,
+        truncated: bool,
+        millis: u64,
+    },
+    /// The command was not run (wrong executable hash, executable missing, spawn failure).
+    Refused { name: String, reason: String },
+}
+
+impl CommandEvent {
+    /// Kind name, see [`Payload::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CommandEvent::Output { .. } => "command.output",
+            CommandEvent::Finished { .. } => "command.finished",
+            CommandEvent::Refused { .. } => "command.refused",
+        }
+    }
 }
 
 /// Encodes an event body as stored in the spool and sent on the wire.

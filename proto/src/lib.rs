@@ -18,13 +18,17 @@
 
 pub mod enroll;
 pub mod event;
+pub mod fim;
 pub mod frame;
 pub mod inventory;
 pub mod sca;
 pub mod session;
 
 pub use enroll::{EnrollRefusal, EnrollRequest, EnrollResponse};
-pub use event::{AgentEvent, EventBody, GeneratorEvent, Payload};
+pub use event::{
+    AgentEvent, CommandEvent, EventBody, FieldValue, GeneratorEvent, LogEvent, LogField, LogText,
+    Payload,
+};
 pub use session::{
     AgentMessage, Command, CommandOutcome, KeepaliveStatus, ManagerMessage, Refusal,
 };

@@ -109,6 +109,13 @@ pub struct KeepaliveStatus {
 pub enum Command {
     /// Restart the agent process.
     Restart,
+    /// Run a command (argument vector, no shell) with a timeout; refused unless the agent has
+    /// `manager.remote_commands = true`. Its output comes back as `command` events.
+    Run {
+        name: String,
+        argv: Vec<String>,
+        timeout_secs: u32,
+    },
 }
 
 /// What became of a command.

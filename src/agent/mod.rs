@@ -146,7 +146,10 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, Failure>
         Rc::new(move |key: &str| cursor_spool.borrow().cursor(key).map(<[u8]>::to_vec));
     let mut statuses = Vec::new();
     let mut module_tasks = Vec::new();
-    for module in modules::build(&config) {
+    // Child processes are reaped by this task, not by async-process's own thread.
+    ex.spawn(crate::runtime::child::driver()).detach();
+    let (remote_tx, remote_rx) = crate::modules::command::remote_channel();
+    for module in modules::build(&config, remote_rx) {
         let name = module.name();
         let Some(account) = account_for(name) else {
             return Err(AgentError(format!(
@@ -192,6 +195,7 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, Failure>
         config.agent.restart_mode,
         restart.clone(),
         restart_ordered.clone(),
+        config.manager.remote_commands.then_some(remote_tx),
     );
     let mut link_task = ex.spawn(link::run(
         link_config,
@@ -355,12 +359,13 @@ fn link_config(config: &Config) -> LinkConfig {
     LinkConfig::from_config(&config.manager, &config.buffer)
 }
 
-/// Commands from the manager. Restart is always honoured; other commands will need
-/// `manager.remote_commands`.
+/// Commands from the manager. Restart is always honoured; `Run` only with
+/// `manager.remote_commands = true` (then `remote` is the command module's queue).
 fn command_handler(
     mode: RestartMode,
     restart: Rc<Cell<bool>>,
     ordered: Shutdown,
+    remote: Option<crate::modules::command::RemoteSender>,
 ) -> link::CommandHandler {
     Box::new(move |command: &Command| match command {
         Command::Restart => {
@@ -368,6 +373,35 @@ fn command_handler(
             restart.set(true);
             ordered.request();
             CommandOutcome::Done
+        }
+        Command::Run {
+            name,
+            argv,
+            timeout_secs,
+        } => {
+            let Some(remote) = &remote else {
+                log::warn!("refused remote command {name}: manager.remote_commands is false");
+                return CommandOutcome::Refused {
+                    reason: "remote commands are disabled on this agent \
+                             (manager.remote_commands = false)"
+                        .into(),
+                };
+            };
+            let run = crate::modules::command::RemoteRun {
+                name: name.clone(),
+                argv: argv.clone(),
+                timeout_secs: *timeout_secs,
+            };
+            match remote.try_send(run) {
+                // Accepted: the output follows as `command` events.
+                Ok(()) => CommandOutcome::Done,
+                Err(async_channel::TrySendError::Full(_)) => CommandOutcome::Failed {
+                    error: "too many remote commands waiting; try again later".into(),
+                },
+                Err(async_channel::TrySendError::Closed(_)) => CommandOutcome::Refused {
+                    reason: "the command module is not running on this agent".into(),
+                },
+            }
         }
     })
 }

@@ -49,7 +49,15 @@ fn run_in(dir: &std::path::Path) -> Result<ExitCode, String> {
             credentials.file.display()
         );
     }
-    println!("agent:   enrolls with a password, then streams its events; Ctrl-C stops both\n");
+    println!("agent:   enrolls with a password, then streams its events; Ctrl-C stops both");
+    println!(
+        "         (FIM watches {}: change a file there;",
+        dir.join("watched").display()
+    );
+    println!(
+        "          the log collector tails {}: append a line)\n",
+        dir.join("demo.log").display()
+    );
 
     let events = manager.subscribe();
     // The printer is part of the demo's manager side, not of the agent.
@@ -82,10 +90,63 @@ fn agent_config(
     #[cfg(feature = "generator")]
     {
         config.modules.generator.enabled = true;
-        config.modules.generator.rate = 2;
+        config.modules.generator.rate = 1;
         config.modules.generator.body_bytes = 24;
     }
+    // Every other module, on this machine, at demo scale.
+    config.modules.inventory.enabled = cfg!(feature = "inventory");
+    config.modules.command.enabled = cfg!(feature = "command");
+    config.modules.command.entries = demo_commands();
+    config.modules.fim.enabled = cfg!(feature = "fim");
+    config.modules.fim.directories = demo_fim_directories(&state_dir_parent(&config));
+    config.modules.logcollector.enabled = cfg!(feature = "logcollector");
+    config.modules.logcollector.sources = demo_log_sources(&state_dir_parent(&config));
+    // The shipped IoT gateway policy, from the source tree the demo was built from.
+    config.modules.sca.enabled = cfg!(feature = "sca");
+    config.modules.sca.policies_dir =
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/etc/sca"));
     config
+}
+
+/// A log file of the demo's own: append lines to it to see log events.
+fn demo_log_sources(base: &std::path::Path) -> Vec<crate::modules::logcollector::SourceConfig> {
+    let log = base.join("demo.log");
+    let _ = std::fs::write(&log, "");
+    let text = format!("location = \"{}\"\nformat = \"syslog\"\n", log.display());
+    toml::from_str(&text)
+        .map(|source| vec![source])
+        .unwrap_or_default()
+}
+
+fn state_dir_parent(config: &Config) -> PathBuf {
+    config
+        .agent
+        .state_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// `uptime` every 30 s, as the seed's "run authorized commands periodically".
+fn demo_commands() -> Vec<crate::modules::command::CommandEntry> {
+    let text = "name = \"uptime\"\ncommand = [\"uptime\"]\ninterval_secs = 30\n";
+    toml::from_str(text)
+        .map(|entry| vec![entry])
+        .unwrap_or_default()
+}
+
+/// A watched folder of the demo's own: touch a file in it to see FIM events.
+fn demo_fim_directories(base: &std::path::Path) -> Vec<crate::modules::fim::DirectoryConfig> {
+    let watched = base.join("watched");
+    let _ = std::fs::create_dir_all(&watched);
+    let _ = std::fs::write(watched.join("hello.txt"), "edit me\n");
+    let text = format!(
+        "path = \"{}\"\nrealtime = true\nreport_changes = true\n",
+        watched.display()
+    );
+    toml::from_str(&text)
+        .map(|dir| vec![dir])
+        .unwrap_or_default()
 }
 
 fn print_event(event: &StoredEvent) {

@@ -240,4 +240,10 @@ pub struct ModulesConfig {
     pub inventory: crate::modules::inventory::InventoryConfig,
     /// `[modules.sca]`
     pub sca: crate::modules::sca::ScaConfig,
+    /// `[modules.logcollector]`
+    pub logcollector: crate::modules::logcollector::LogCollectorConfig,
+    /// `[modules.command]`
+    pub command: crate::modules::command::CommandConfig,
+    /// `[modules.fim]`
+    pub fim: crate::modules::fim::FimConfig,
 }

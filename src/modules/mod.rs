@@ -3,6 +3,9 @@
 
 // A module's config is always compiled (so every configuration file parses in every build);
 // its implementation only with its cargo feature.
+pub mod command;
+pub mod fim;
 pub mod generator;
 pub mod inventory;
+pub mod logcollector;
 pub mod sca;

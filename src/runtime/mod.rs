@@ -3,11 +3,13 @@
 //! - [`module`]: the [`Module`] trait and the [`ModuleContext`] a module receives.
 //! - [`supervisor`]: restarts failed modules with back-off and watches budgets.
 //! - [`budget`] and [`alloc`]: fixed memory budgets, measured by a counting allocator.
+//! - [`child`]: child processes in their own group, with a timeout, reaped on the executor.
 //! - [`shutdown`]: the stop signal every task awaits.
 //! - [`status`]: what `gatewatch status` reads from the running agent.
 
 pub mod alloc;
 pub mod budget;
+pub mod child;
 pub mod logger;
 pub mod module;
 pub mod shutdown;

@@ -2,6 +2,8 @@
 //! manager's real SQLite file. Every test works in its own temporary directory on loopback.
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -33,6 +33,7 @@ mod query;
 mod register;
 mod reply;
 mod sca;
+mod syscheck;
 mod syscollector;
 pub(crate) mod view;
 
@@ -210,6 +211,8 @@ enum Route {
     ScaPolicies(String),
     /// Agent id and policy id.
     ScaChecks(String, String),
+    /// Agent id.
+    Syscheck(String),
 }
 
 impl Route {
@@ -229,6 +232,7 @@ impl Route {
                 Route::Syscollector(id.to_string(), syscollector::kind(kind)?)
             }
             ["sca", id] if !id.is_empty() => Route::ScaPolicies(id.to_string()),
+            ["syscheck", id] if !id.is_empty() => Route::Syscheck(id.to_string()),
             ["sca", id, "checks", policy] if !id.is_empty() && !policy.is_empty() => {
                 Route::ScaChecks(id.to_string(), policy.to_string())
             }
@@ -244,7 +248,8 @@ impl Route {
             | Route::AgentKey(_)
             | Route::Syscollector(..)
             | Route::ScaPolicies(_)
-            | Route::ScaChecks(..) => &["GET"],
+            | Route::ScaChecks(..)
+            | Route::Syscheck(_) => &["GET"],
             Route::Login => &["GET", "POST"],
             Route::Agents => &["GET", "POST", "DELETE"],
             Route::AgentsInsert => &["POST"],
@@ -298,6 +303,7 @@ async fn handle(
         (Route::Syscollector(id, kind), _) => syscollector::get(&call, id, kind).await,
         (Route::ScaPolicies(id), _) => sca::policies(&call, id).await,
         (Route::ScaChecks(id, policy), _) => sca::checks(&call, id, policy).await,
+        (Route::Syscheck(id), _) => syscheck::files(&call, id).await,
         (Route::OpenApi, _) => Err(ApiError::not_found()),
     }
 }

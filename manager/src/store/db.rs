@@ -143,6 +143,7 @@ impl Db {
         conn.execute_batch(crate::inventory::SCHEMA)
             .and_then(|()| conn.execute_batch(crate::sca::SCHEMA))
             .map_err(err("cannot create the inventory and SCA schema"))?;
+        crate::fim::create_schema(&conn)?;
         conn.execute("UPDATE agents SET connected = 0 WHERE connected <> 0", [])
             .map_err(err("cannot reset sessions"))?;
         Ok(Db {
@@ -265,12 +266,17 @@ impl Db {
                     ])
                     .map_err(err("cannot insert an event"))?;
                 if added == 1 {
-                    // Inventory and SCA state follow their events, in the same transaction.
+                    // Inventory, SCA and FIM state follow their events, in the same transaction.
                     for apply in [crate::inventory::apply, crate::sca::apply] {
                         if let Err(why) = apply(&tx, agent_id, &e.kind, &e.payload_json, e.time_ms)
                         {
                             log::warn!("agent {agent_id}: event {}: {why}", e.seq);
                         }
+                    }
+                    if let Err(why) =
+                        crate::fim::apply(&tx, agent_id, &e.kind, &e.payload_json, e.time_ms)
+                    {
+                        log::warn!("agent {agent_id}: event {}: {why}", e.seq);
                     }
                     fresh.push(StoredEvent {
                         agent_id,
@@ -379,6 +385,17 @@ impl Db {
             .map_err(|_| ManagerError::store("agent ids exhausted", name))?;
         tx.commit().map_err(err("cannot commit an agent"))?;
         Ok(RegisterOutcome::Registered { id })
+    }
+
+    /// The page of an agent's FIM files that `q` selects, and how many it selects in all.
+    pub(crate) fn syscheck(
+        &mut self,
+        agent_id: u32,
+        q: &crate::fim::SyscheckQuery,
+    ) -> Result<(Vec<crate::fim::FimEntry>, u64), ManagerError> {
+        let page = crate::fim::query(&self.conn, agent_id, q)?;
+        let total = crate::fim::count(&self.conn, agent_id, q)?;
+        Ok((page, total))
     }
 
     /// Every registered agent, by id.

@@ -60,66 +60,37 @@ check_size_budget() {
   arm_done
 }
 
-# The entries of targets/qemu-excluded-tests.txt: "name reason" lines, comments dropped.
-exclusions() {
-  local name reason
-  while read -r name reason; do
-    case "$name" in '' | '#'*) continue ;; esac
-    printf '%s\t%s\n' "$name" "$reason"
-  done <"$root/targets/qemu-excluded-tests.txt"
-}
-
-# Prints the reason an integration test file is not run under qemu, or nothing when it is.
+# Prints the reason a test file is not run under qemu, or nothing when it is.
 qemu_exclusion() {
-  local file=$1 pattern reason
-  while IFS=$'\t' read -r pattern reason; do
-    case "$pattern" in lib:* | alone:* | armv7:*) continue ;; esac
+  local name=$1 pattern reason
+  while read -r pattern reason; do
+    case "$pattern" in '' | '#'*) continue ;; esac
     # shellcheck disable=SC2254 # the patterns are globs on purpose
-    case "$file" in $pattern) echo "$reason"; return ;; esac
-  done < <(exclusions)
-  if grep -q '^mod common;' "$root/tests/$file.rs"; then
+    case "$name" in $pattern) echo "$reason"; return ;; esac
+  done <"$root/targets/qemu-excluded-tests.txt"
+  if grep -q '^mod common;' "$root/tests/$name.rs"; then
     echo "uses the process harness tests/common (starts agent and manager processes)"
   fi
 }
 
-# Unit tests with the given prefix (lib: or alone:) in the exclusions, one per line.
-unit_tests() {
-  exclusions | cut -f1 | sed -n "s/^$1//p"
-}
-
-# Prints the unit tests skipped or run alone, with the reason.
-print_unit_exclusions() {
-  local name reason
-  while IFS=$'\t' read -r name reason; do
+# `--skip` arguments for the unit tests qemu-user cannot run faithfully (printed with the reason).
+qemu_skips() {
+  local target=$1 name reason
+  echo "  unit tests skipped under qemu (with the reason):" >&2
+  while read -r name reason; do
+    case "$name" in '' | '#'*) continue ;; esac
     case "$name" in
-      lib:*) printf '    skipped   %s\n              %s\n' "${name#lib:}" "$reason" ;;
-      alone:*) printf '    run alone %s\n              %s\n' "${name#alone:}" "$reason" ;;
-      armv7:*) printf '    armv7 skips %s\n              %s\n' "${name#armv7:}" "$reason" ;;
+      armv7:*) [ "$target" = "$ARMV7" ] || continue; name=${name#armv7:} ;;
     esac
-  done < <(exclusions)
-}
-
-# Runs the agent's unit tests (and the given integration tests) for a target under qemu: all
-# but the skipped and the alone ones, then each alone one by itself.
-qemu_tests() {
-  local target=$1 test skips=()
-  shift
-  for test in $(unit_tests lib:) $(unit_tests alone:); do skips+=(--skip "$test"); done
-  if [ "$target" = "$ARMV7" ]; then
-    for test in $(unit_tests armv7:); do skips+=(--skip "$test"); done
-  fi
-  scripts/cross-build.sh "$target" test -p gatewatch -p gatewatch-proto "${GATEWAY_FEATURES[@]}" \
-    --lib "$@" -- "${skips[@]}"
-  for test in $(unit_tests alone:); do
-    scripts/cross-build.sh "$target" test -p gatewatch "${GATEWAY_FEATURES[@]}" --lib -- \
-      --exact "$test"
-  done
+    printf '    %-50s %s\n' "$name" "$reason" >&2
+    printf -- '--skip\n%s\n' "$name"
+  done <"$root/targets/qemu-skipped-unit-tests.txt"
 }
 
 test_aarch64() {
   arm_step "ARM: the agent's tests under qemu-aarch64"
   local file name reason selected=()
-  echo "  integration tests not run under qemu (with the reason):"
+  echo "  not run under qemu (with the reason):"
   for file in "$root"/tests/*.rs; do
     name=$(basename "$file" .rs)
     reason=$(qemu_exclusion "$name")
@@ -129,16 +100,20 @@ test_aarch64() {
       selected+=(--test "$name")
     fi
   done
-  echo "  unit tests skipped or run alone under qemu (with the reason):"
-  print_unit_exclusions
-  qemu_tests "$AARCH64" "${selected[@]}"
+  local skips
+  mapfile -t skips < <(qemu_skips "$AARCH64")
+  scripts/cross-build.sh "$AARCH64" test -p gatewatch -p gatewatch-proto "${GATEWAY_FEATURES[@]}" \
+    --lib "${selected[@]}" -- "${skips[@]}"
   arm_done
 }
 
 test_armv7() {
   arm_step "ARM: the agent's unit tests under qemu-arm"
-  echo "  armv7 runs the unit tests (integration tests run emulated on aarch64); same skips as above"
-  qemu_tests "$ARMV7"
+  echo "  armv7 runs the unit tests only (integration tests run emulated on aarch64)"
+  local skips
+  mapfile -t skips < <(qemu_skips "$ARMV7")
+  scripts/cross-build.sh "$ARMV7" test -p gatewatch -p gatewatch-proto "${GATEWAY_FEATURES[@]}" --lib \
+    -- "${skips[@]}"
   arm_done
 }
 

@@ -72,8 +72,13 @@ fn module_stays_within_budget() {
 fn agent_runs_on_one_thread() {
     let dir = tempfile::tempdir().unwrap();
     let manager = Manager::start(&dir.path().join("manager"), None);
-    let extra = "[modules.generator]\nenabled = true\nrate = 200\n";
-    let mut agent = enrolled_agent(&dir.path().join("agent"), &manager, extra);
+    // SCA runs its command rules as child processes: they must be reaped on the executor too
+    // (no async-process reaper thread).
+    let extra = format!(
+        "[modules.generator]\nenabled = true\nrate = 200\n\n[modules.sca]\nenabled = true\npolicies_dir = \"{}/etc/sca\"\n",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut agent = enrolled_agent(&dir.path().join("agent"), &manager, &extra);
     let id = agent.agent_id();
     agent.spawn();
     wait_for(Duration::from_secs(30), "events flowing", || {

@@ -35,8 +35,11 @@ inherit cargo cargo-update-recipe-crates systemd
 # leave the others out of the binary.
 PACKAGECONFIG ??= "gateway"
 PACKAGECONFIG[gateway] = "--features gateway,,"
+PACKAGECONFIG[command] = "--features command,,"
+PACKAGECONFIG[fim] = "--features fim,,"
 PACKAGECONFIG[generator] = "--features generator,,"
 PACKAGECONFIG[inventory] = "--features inventory,,"
+PACKAGECONFIG[logcollector] = "--features logcollector,,"
 PACKAGECONFIG[sca] = "--features sca,,"
 CARGO_BUILD_FLAGS:append = " --no-default-features ${PACKAGECONFIG_CONFARGS}"
 

@@ -42,23 +42,25 @@ fn enrolled_agent(dir: &Path, manager: &Manager, log: &Path) -> Agent {
     agent
 }
 
-/// How many times each numbered line reached the manager.
+/// How many times each numbered line reached the manager (lines arrive in `log.batch` events).
 fn line_counts(manager: &Manager, agent_id: u32) -> BTreeMap<u64, u32> {
     let mut counts = BTreeMap::new();
     for (_, kind, payload) in manager.events(agent_id) {
-        if kind != "log.line" {
+        if kind != "log.batch" {
             continue;
         }
         let value: serde_json::Value = serde_json::from_str(&payload).expect("payload JSON");
-        let text = value["Log"]["text"]["Text"]
-            .as_str()
-            .expect("a text line")
-            .to_string();
-        let n: u64 = text
-            .strip_prefix("line ")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected line {text:?}"));
-        *counts.entry(n).or_insert(0) += 1;
+        let entries = value["LogBatch"]["entries"]
+            .as_array()
+            .expect("a batch has entries");
+        for entry in entries {
+            let text = entry["text"]["Text"].as_str().expect("a text line");
+            let n: u64 = text
+                .strip_prefix("line ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected line {text:?}"));
+            *counts.entry(n).or_insert(0) += 1;
+        }
     }
     counts
 }

@@ -35,6 +35,11 @@ pub enum Payload {
     Command(CommandEvent),
     /// File integrity monitoring (`fim` module).
     Fim(crate::fim::FimEvent),
+    /// Consecutive entries of one log file, read in one turn (`logcollector` module). One event
+    /// per read rather than per line: the source, the cursor and the event's framing are paid
+    /// once per batch, which is what lets the collector ship hundreds of thousands of lines a
+    /// second.
+    LogBatch(LogBatch),
 }
 
 impl Payload {
@@ -48,6 +53,7 @@ impl Payload {
             Payload::Log(_) => "log.line",
             Payload::Command(c) => c.kind(),
             Payload::Fim(f) => f.kind(),
+            Payload::LogBatch(_) => "log.batch",
         }
     }
 }
@@ -162,6 +168,39 @@ pub struct LogEvent {
     pub truncated: bool,
     /// Parsed fields (`json` lines, flattened with dotted names; journal fields) and labels.
     pub fields: Vec<LogField>,
+}
+
+/// Consecutive entries of one source, in the order they were written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogBatch {
+    /// Where they came from: the file path or the source's alias.
+    pub source: String,
+    /// The entries, oldest first.
+    pub entries: Vec<LogEntry>,
+}
+
+/// One entry of a [`LogBatch`]: a line, or several grouped by the source's format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The entry; grouped lines are joined with `\n`.
+    pub text: LogText,
+    /// The entry was longer than the configured maximum and was cut.
+    pub truncated: bool,
+    /// Parsed fields (`json` lines, flattened with dotted names) and labels.
+    pub fields: Vec<LogField>,
+}
+
+impl LogBatch {
+    /// The batch as one [`LogEvent`] per entry (what a consumer that wants lines reads).
+    pub fn into_events(self) -> impl Iterator<Item = LogEvent> {
+        let source = self.source;
+        self.entries.into_iter().map(move |e| LogEvent {
+            source: source.clone(),
+            text: e.text,
+            truncated: e.truncated,
+            fields: e.fields,
+        })
+    }
 }
 
 /// One named field of a [`LogEvent`].

@@ -26,8 +26,8 @@ pub mod session;
 
 pub use enroll::{EnrollRefusal, EnrollRequest, EnrollResponse};
 pub use event::{
-    AgentEvent, CommandEvent, EventBody, FieldValue, GeneratorEvent, LogEvent, LogField, LogText,
-    Payload,
+    AgentEvent, CommandEvent, EventBody, FieldValue, GeneratorEvent, LogBatch, LogEntry, LogEvent,
+    LogField, LogText, Payload,
 };
 pub use session::{
     AgentMessage, Command, CommandOutcome, KeepaliveStatus, ManagerMessage, Refusal,

@@ -1,5 +1,6 @@
 //! The log collector's task: expands the locations, tails the files on inotify events, frames
-//! lines into entries and sends each with the cursor of its path; journal sources run beside it.
+//! lines into entries and sends them in batches (one event per read of a file, at most
+//! [`BATCH_BYTES`]), each with the cursor of its path; journal sources run beside it.
 //!
 //! The loop never polls: with nothing to read it sleeps on the inotify descriptor, the next
 //! group timeout or rotated-file grace, and (only for dated locations) the next minute. It reads
@@ -15,7 +16,7 @@ use super::tail::{Start, Tail};
 use super::watch::{Change, Watcher};
 use crate::runtime::{Module, ModuleContext, ModuleError, ModuleFuture};
 use futures_lite::FutureExt;
-use gatewatch_proto::{AgentEvent, LogEvent, LogField, LogText, Payload};
+use gatewatch_proto::{AgentEvent, LogBatch, LogEntry, LogField, LogText, Payload};
 use rustix::fs::inotify::ReadFlags;
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
@@ -24,6 +25,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
+
+/// Most text (and parsed fields) in one [`LogBatch`] event: well inside the 64 KiB frame to the
+/// manager, large enough that the per-event costs (cursor, framing, checksum) are paid once per
+/// hundreds of lines.
+const BATCH_BYTES: usize = 16 * 1024;
 
 /// Longest wait for queued events to drain before reading on regardless.
 const DRAIN_WAIT: Duration = Duration::from_secs(1);
@@ -363,8 +369,19 @@ impl<'c> Files<'c> {
                 tail.expire(now, max_line)
                     .map_err(|e| ModuleError(format!("{}: {e}", tail.path.display())))?
             };
+            // Entries come in file order; each run of one file goes as batches.
+            let mut run: Vec<Entry> = Vec::new();
+            let mut run_index = None;
             for (index, entry) in entries {
-                self.send(ctx, i, index, entry).await?;
+                if run_index.is_some_and(|r| r != index) {
+                    let done = std::mem::take(&mut run);
+                    self.send(ctx, i, run_index.unwrap_or(index), done).await?;
+                }
+                run_index = Some(index);
+                run.push(entry);
+            }
+            if let Some(index) = run_index {
+                self.send(ctx, i, index, run).await?;
             }
             self.tails[i].close_done(now, &self.watcher);
         }
@@ -408,9 +425,7 @@ impl<'c> Files<'c> {
             };
             idle_tails = 0;
             total += batch.bytes;
-            for entry in batch.entries {
-                self.send(ctx, i, batch.index, entry).await?;
-            }
+            self.send(ctx, i, batch.index, batch.entries).await?;
         }
         Ok(total)
     }
@@ -447,25 +462,43 @@ impl<'c> Files<'c> {
         }
     }
 
-    /// Sends one entry of file `index` of tail `t` with the path's cursor, then commits it.
+    /// Sends entries of file `index` of tail `t` as [`LogBatch`] events of at most
+    /// [`BATCH_BYTES`], each with the path's cursor after its last entry, and commits each once
+    /// the pipeline accepted it (so a crash resends nothing that was accepted).
     async fn send(
         &mut self,
         ctx: &ModuleContext,
         t: usize,
         index: usize,
-        entry: Entry,
+        entries: Vec<Entry>,
     ) -> Result<(), ModuleError> {
-        let tail = &self.tails[t];
-        let source = &self.sources[tail.source].config;
-        let cursor = tail.cursor(index, entry.end);
-        let end = entry.end;
-        let payload = event(source, &tail.key, entry);
-        let key = tail.key.clone();
-        // A full queue can hold the send for long: meanwhile files may appear and go.
-        self.busy_wait(ctx.send_with_cursor(payload, &key, cursor))
-            .await??;
-        self.tails[t].commit(index, end);
-        self.stats.entries.set(self.stats.entries.get() + 1);
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            let tail = &self.tails[t];
+            let source = &self.sources[tail.source].config;
+            let mut batch = LogBatch {
+                source: source.alias.clone().unwrap_or_else(|| tail.key.clone()),
+                entries: Vec::new(),
+            };
+            let mut size = 0;
+            let mut end = 0;
+            while let Some(entry) =
+                entries.next_if(|e| batch.entries.is_empty() || size + e.text.len() <= BATCH_BYTES)
+            {
+                end = entry.end;
+                let entry = log_entry(source, entry);
+                size += entry_size(&entry);
+                batch.entries.push(entry);
+            }
+            let count = batch.entries.len() as u64;
+            let cursor = tail.cursor(index, end);
+            let key = tail.key.clone();
+            // A full queue can hold the send for long: meanwhile files may appear and go.
+            self.busy_wait(ctx.send_with_cursor(Payload::LogBatch(batch), &key, cursor))
+                .await??;
+            self.tails[t].commit(index, end);
+            self.stats.entries.set(self.stats.entries.get() + count);
+        }
         Ok(())
     }
 
@@ -503,8 +536,9 @@ fn next_minute() -> Instant {
     Instant::now() + Duration::from_secs(60 - into)
 }
 
-/// The event for an entry of `source` read from `path`.
-pub fn event(source: &SourceConfig, path: &str, entry: Entry) -> Payload {
+/// A batch's entry for text read from a source: `json` lines get their fields and the source's
+/// labels.
+pub fn log_entry(source: &SourceConfig, entry: Entry) -> LogEntry {
     let mut fields: Vec<LogField> = Vec::new();
     if source.format == Format::Json {
         if super::json::flatten(&entry.text, &mut fields).is_err() {
@@ -518,10 +552,27 @@ pub fn event(source: &SourceConfig, path: &str, entry: Entry) -> Payload {
             });
         }
     }
-    Payload::Log(LogEvent {
-        source: source.alias.clone().unwrap_or_else(|| path.to_string()),
+    LogEntry {
         text: LogText::from_bytes(entry.text),
         truncated: entry.truncated,
         fields,
-    })
+    }
+}
+
+/// About how many bytes an entry takes in an encoded batch.
+fn entry_size(entry: &LogEntry) -> usize {
+    let fields: usize = entry
+        .fields
+        .iter()
+        .map(|f| f.name.len() + 8 + field_value_len(&f.value))
+        .sum();
+    entry.text.as_bytes().len() + 4 + fields
+}
+
+fn field_value_len(value: &gatewatch_proto::FieldValue) -> usize {
+    use gatewatch_proto::FieldValue;
+    match value {
+        FieldValue::Number(s) | FieldValue::Text(s) => s.len(),
+        FieldValue::Null | FieldValue::Bool(_) | FieldValue::Empty => 1,
+    }
 }

@@ -97,8 +97,10 @@ fn with_collector_as<F, Fut>(
             if let Some(cursor) = submission.cursor {
                 store.borrow_mut().insert(cursor.key, cursor.value);
             }
-            if let Payload::Log(event) = submission.body.payload {
-                events.borrow_mut().push(event);
+            match submission.body.payload {
+                Payload::Log(event) => events.borrow_mut().push(event),
+                Payload::LogBatch(batch) => events.borrow_mut().extend(batch.into_events()),
+                _ => {}
             }
         }
         std::future::pending::<Result<(), crate::runtime::ModuleError>>().await

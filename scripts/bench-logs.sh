@@ -72,7 +72,7 @@ stored_all() {
   python3 - "$mdir/manager.db" "$last_line" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
-row = db.execute("SELECT payload FROM events WHERE kind = 'log.batch' ORDER BY rowid DESC LIMIT 1").fetchone()
+row = db.execute("SELECT payload FROM events ORDER BY agent_id DESC, seq DESC LIMIT 1").fetchone()
 print(1 if row and sys.argv[2] in row[0] else 0)
 PY
 }
@@ -87,7 +87,7 @@ PY
 start=$(now)
 "$bin/gatewatch" run --config "$adir/agent.toml" >/dev/null 2>"$work/agent.err" &
 apid=$!; pids+=($apid)
-until [ "$(stored_all 2>/dev/null || echo 0)" = 1 ]; do sleep 0.1; done
+until [ "$(stored_all)" = 1 ]; do sleep 0.1; done
 gw_secs=$(python3 -c "print($(now) - $start)")
 gw_cpu=$(cpu_secs "$apid"); gw_rss=$(peak_rss_kib "$apid")
 mgr_cpu=$(cpu_secs "${pids[0]}")

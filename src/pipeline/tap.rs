@@ -76,7 +76,10 @@ mod tests {
         tap.offer(&body("fim"));
         tap.offer(&body("logcollector"));
         assert_eq!(rx.len(), 1);
-        assert_eq!(rx.try_recv().map(|b| b.module).ok().as_deref(), Some("logcollector"));
+        assert_eq!(
+            rx.try_recv().map(|b| b.module).ok().as_deref(),
+            Some("logcollector")
+        );
     }
 
     #[test]

@@ -98,7 +98,9 @@ pub fn split_timeout(command: &str) -> (&str, Option<u64>) {
 pub fn resolve(name: &str, arguments: &[String], alert: &str) -> Result<Action, String> {
     if let Some(custom) = name.strip_prefix('!') {
         if custom.is_empty() || custom.contains('/') || custom.starts_with('.') {
-            return Err(format!("{name:?} is not a file name in the custom directory"));
+            return Err(format!(
+                "{name:?} is not a file name in the custom directory"
+            ));
         }
         return Ok(Action::Custom {
             name: custom.into(),
@@ -113,7 +115,9 @@ pub fn resolve(name: &str, arguments: &[String], alert: &str) -> Result<Action, 
             .or_else(|| fields.iter().find_map(|f| json::find_text(alert, f)))
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                format!("{name}: no target (give it as the first argument or the alert's {fields:?})")
+                format!(
+                    "{name}: no target (give it as the first argument or the alert's {fields:?})"
+                )
             })
     };
     let ip = || -> Result<IpAddr, String> {
@@ -147,7 +151,10 @@ mod tests {
 
     #[test]
     fn wazuh_timeout_suffix_is_split_off() {
-        assert_eq!(split_timeout("firewall-drop600"), ("firewall-drop", Some(600)));
+        assert_eq!(
+            split_timeout("firewall-drop600"),
+            ("firewall-drop", Some(600))
+        );
         assert_eq!(split_timeout("host-deny"), ("host-deny", None));
         assert_eq!(split_timeout("42"), ("42", None));
     }

@@ -72,7 +72,11 @@ impl Builtins {
     async fn firewall(&self, ip: IpAddr, add: bool, timeout_secs: u64) -> Result<(), String> {
         match self.tool {
             FirewallTool::Iptables => {
-                let tool = if ip.is_ipv4() { "iptables" } else { "ip6tables" };
+                let tool = if ip.is_ipv4() {
+                    "iptables"
+                } else {
+                    "ip6tables"
+                };
                 let op = if add { "-I" } else { "-D" };
                 for chain in ["INPUT", "FORWARD"] {
                     let ip = ip.to_string();
@@ -208,7 +212,11 @@ fn host_deny(path: &Path, ip: IpAddr, add: bool) -> Result<(), String> {
     let new = match (add, present) {
         (true, true) | (false, false) => return Ok(()),
         (true, false) => {
-            let sep = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
+            let sep = if text.is_empty() || text.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
             format!("{text}{sep}{line}\n")
         }
         (false, true) => text

@@ -184,7 +184,12 @@ mod tests {
 
     #[test]
     fn the_message_has_wazuh_shape() {
-        let m = message("add", "block.sh", &["-x".into()], r#"{"data":{"srcip":"1.2.3.4"}}"#);
+        let m = message(
+            "add",
+            "block.sh",
+            &["-x".into()],
+            r#"{"data":{"srcip":"1.2.3.4"}}"#,
+        );
         assert_eq!(
             m,
             r#"{"version":1,"origin":{"name":"gatewatch","module":"wazuh-execd"},"command":"add","parameters":{"extra_args":["-x"],"alert":{"data":{"srcip":"1.2.3.4"}},"program":"active-response/bin/block.sh"}}"#
@@ -202,7 +207,9 @@ mod tests {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(locate(Some(dir.path()), "ok.sh").unwrap(), script);
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(locate(Some(dir.path()), "ok.sh").unwrap_err().contains("writable"));
+        assert!(locate(Some(dir.path()), "ok.sh")
+            .unwrap_err()
+            .contains("writable"));
         assert!(locate(Some(dir.path()), "../ok.sh").is_err());
         assert!(locate(None, "ok.sh").unwrap_err().contains("custom_dir"));
     }

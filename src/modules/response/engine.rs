@@ -87,11 +87,17 @@ impl Engine {
         };
         let act = match action::resolve(name, &t.arguments, &t.alert) {
             Ok(act) => act,
-            Err(reason) => return self.send(ctx, &report, ResponseOutcome::Refused { reason }).await,
+            Err(reason) => {
+                return self
+                    .send(ctx, &report, ResponseOutcome::Refused { reason })
+                    .await
+            }
         };
         report.action = Some(&act);
         if let Err(reason) = self.check(&act) {
-            return self.send(ctx, &report, ResponseOutcome::Refused { reason }).await;
+            return self
+                .send(ctx, &report, ResponseOutcome::Refused { reason })
+                .await;
         }
         let now = now_ms();
         let id = self.ledger.new_id(now);
@@ -126,7 +132,9 @@ impl Engine {
         if timeout > 0 {
             if self.ledger.pending.len() >= ledger::MAX_PENDING {
                 let reason = format!("{} reversals already pending", ledger::MAX_PENDING);
-                return self.send(ctx, &report, ResponseOutcome::Refused { reason }).await;
+                return self
+                    .send(ctx, &report, ResponseOutcome::Refused { reason })
+                    .await;
             }
             // Recorded before acting: a crash right after the action still finds its reversal.
             self.ledger.pending.push(Pending {
@@ -140,7 +148,9 @@ impl Engine {
             if let Err(e) = self.ledger.save(&self.ledger_path) {
                 self.ledger.forget(&id);
                 let error = format!("not acted on: cannot record its reversal: {e}");
-                return self.send(ctx, &report, ResponseOutcome::Failed { error }).await;
+                return self
+                    .send(ctx, &report, ResponseOutcome::Failed { error })
+                    .await;
             }
         }
         let outcome = if dry_run {
@@ -225,7 +235,12 @@ impl Engine {
             Err(error) => return ResponseOutcome::Failed { error },
         };
         let keys = exchange.keys.unwrap_or_default();
-        let due = self.ledger.pending.iter().find(|p| p.id == id).map(|p| p.due_ms);
+        let due = self
+            .ledger
+            .pending
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.due_ms);
         if exchange.aborted {
             // Wazuh's rule: the earlier entry with the same keys stays, its timer refreshed.
             if let Some(earlier) = self.ledger.pending.iter_mut().find(|p| in_effect(p, &keys)) {

@@ -164,7 +164,9 @@ fn read_value(b: &[u8], i: usize) -> Option<Value> {
                 .iter()
                 .position(|c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())
                 .map_or(b.len(), |p| i + p);
-            Some(Value::Scalar(std::str::from_utf8(&b[i..end]).ok()?.to_string()))
+            Some(Value::Scalar(
+                std::str::from_utf8(&b[i..end]).ok()?.to_string(),
+            ))
         }
     }
 }

@@ -105,7 +105,8 @@ impl Ledger {
             return earlier;
         }
         if self.offenders.len() >= MAX_OFFENDERS {
-            if let Some(oldest) = (0..self.offenders.len()).min_by_key(|&i| self.offenders[i].last_ms)
+            if let Some(oldest) =
+                (0..self.offenders.len()).min_by_key(|&i| self.offenders[i].last_ms)
             {
                 self.offenders.swap_remove(oldest);
             }

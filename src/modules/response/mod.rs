@@ -96,5 +96,8 @@ pub fn tap_for(
     let mut modules: Vec<String> = response.rules.iter().map(|r| r.module.clone()).collect();
     modules.sort();
     modules.dedup();
-    Some(crate::pipeline::tap::Tap::new(modules, response.tap_capacity))
+    Some(crate::pipeline::tap::Tap::new(
+        modules,
+        response.tap_capacity,
+    ))
 }

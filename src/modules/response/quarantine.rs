@@ -187,7 +187,10 @@ mod tests {
         let stored = std::fs::metadata(qdir.join("q-1")).unwrap();
         assert_eq!(stored.mode() & 0o777, 0, "unreadable in the quarantine");
         let text = std::fs::read_to_string(qdir.join("q-1.json")).unwrap();
-        assert!(text.contains(&sidecar.sha256) && text.contains("dropper.sh"), "{text}");
+        assert!(
+            text.contains(&sidecar.sha256) && text.contains("dropper.sh"),
+            "{text}"
+        );
 
         let restored = restore(&qdir, "q-1").unwrap();
         assert_eq!(restored, sidecar);

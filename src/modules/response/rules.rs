@@ -113,7 +113,10 @@ impl Compiled {
             }
         }
         let times = self.seen.entry(target.to_string()).or_default();
-        while times.front().is_some_and(|t| now.duration_since(*t) > window) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
             times.pop_front();
         }
         times.push_back(now);
@@ -174,7 +177,8 @@ mod tests {
         }
     }
 
-    const FAIL: &str = "Nov 28 06:00:00 gw sshd[123]: Failed password for root from 203.0.113.7 port 22 ssh2";
+    const FAIL: &str =
+        "Nov 28 06:00:00 gw sshd[123]: Failed password for root from 203.0.113.7 port 22 ssh2";
 
     #[test]
     fn the_threshold_fires_once_per_target() {
@@ -186,7 +190,10 @@ mod tests {
         let fired = rules.observe(&line(FAIL), now);
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].target, "203.0.113.7");
-        assert!(rules.observe(&line(FAIL), now).is_empty(), "count restarted");
+        assert!(
+            rules.observe(&line(FAIL), now).is_empty(),
+            "count restarted"
+        );
     }
 
     #[test]

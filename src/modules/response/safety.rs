@@ -42,12 +42,8 @@ impl Cidr {
     /// Whether `ip` is inside the prefix (an IPv4-mapped IPv6 address counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(&net.octets(), &ip.octets(), self.bits)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(&net.octets(), &ip.octets(), self.bits)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
             _ => false,
         }
     }
@@ -187,7 +183,9 @@ fn own_addresses() -> Vec<IpAddr> {
 /// one of its ancestors (killing them could take the agent down with them).
 pub fn check_kill(pid: i32) -> Result<(), String> {
     if pid <= 1 {
-        return Err(format!("pid {pid} is never killed (init or a process group)"));
+        return Err(format!(
+            "pid {pid} is never killed (init or a process group)"
+        ));
     }
     let me = std::process::id() as i32;
     if pid == me {
@@ -237,7 +235,14 @@ mod tests {
             1514,
             &["10.1.0.0/16".into()],
         );
-        for ip in ["192.0.2.10", "127.0.0.1", "127.8.9.1", "::1", "10.1.2.3", "169.254.1.1"] {
+        for ip in [
+            "192.0.2.10",
+            "127.0.0.1",
+            "127.8.9.1",
+            "::1",
+            "10.1.2.3",
+            "169.254.1.1",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             let refused = guard.check_ip(ip);
             assert!(refused.is_err(), "{ip} must be protected");

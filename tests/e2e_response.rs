@@ -176,17 +176,25 @@ fn manager_triggered_response() {
     let id = agent.agent_id();
     agent.spawn();
     let api = Api::login(&manager);
-    let body = r#"{"command":"host-deny600","arguments":[],"alert":{"data":{"srcip":"203.0.113.77"}}}"#;
+    let body =
+        r#"{"command":"host-deny600","arguments":[],"alert":{"data":{"srcip":"203.0.113.77"}}}"#;
     let query = format!("agents_list={id:03},999");
     // Until the agent's session is up, it is a 1707 ("not active").
-    let reply = wait_for(Duration::from_secs(30), "the agent to take the order", || {
-        let (status, reply) = api.active_response(&query, body);
-        assert_eq!(status, 200, "{reply}");
-        (reply["data"]["total_affected_items"] == 1).then_some(reply)
-    });
+    let reply = wait_for(
+        Duration::from_secs(30),
+        "the agent to take the order",
+        || {
+            let (status, reply) = api.active_response(&query, body);
+            assert_eq!(status, 200, "{reply}");
+            (reply["data"]["total_affected_items"] == 1).then_some(reply)
+        },
+    );
     assert_eq!(reply["data"]["affected_items"][0], format!("{id:03}"));
     assert_eq!(reply["message"], "AR command was not sent to some agents");
-    assert_eq!(reply["data"]["failed_items"][0]["error"]["code"], 1701, "{reply}");
+    assert_eq!(
+        reply["data"]["failed_items"][0]["error"]["code"], 1701,
+        "{reply}"
+    );
     assert_eq!(reply["data"]["failed_items"][0]["id"][0], "999", "{reply}");
     let (kind, event) = wait_for(Duration::from_secs(30), "the action's event", || {
         response_events(&manager, id).into_iter().next()
@@ -195,7 +203,11 @@ fn manager_triggered_response() {
     let event = &event["Response"];
     assert_eq!(
         (&event["command"], &event["target"], &event["trigger"]),
-        (&"host-deny".into(), &"203.0.113.77".into(), &"manager".into()),
+        (
+            &"host-deny".into(),
+            &"203.0.113.77".into(),
+            &"manager".into()
+        ),
         "{event}"
     );
     assert_eq!(event["timeout_secs"], 600, "Wazuh's timeout suffix");

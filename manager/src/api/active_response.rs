@@ -152,7 +152,11 @@ mod tests {
             json!({"command": "x", "arguments": [1]}),
             json!({"command": "x", "alert": []}),
         ] {
-            assert_eq!(request(&body(bad.clone())).unwrap_err().status, 400, "{bad}");
+            assert_eq!(
+                request(&body(bad.clone())).unwrap_err().status,
+                400,
+                "{bad}"
+            );
         }
     }
 }

@@ -44,7 +44,7 @@ mod tests;
 #[cfg(feature = "response")]
 pub use module::ResponseModule;
 #[cfg(feature = "response")]
-pub use quarantine::restore;
+pub use quarantine::{restore, Sidecar};
 
 /// Where quarantined files go: `quarantine_dir`, else `quarantine` in the module's state
 /// directory (`module_state_dir`, i.e. `<agent.state_dir>/modules/response`).

@@ -35,8 +35,8 @@ pub enum Payload {
     Command(CommandEvent),
     /// File integrity monitoring (`fim` module).
     Fim(crate::fim::FimEvent),
-    /// An action of the `response` module (active response) and its result.
-    Response(ResponseEvent),
+    /// An action of the `response` module (active response) and its result. Boxed, as above.
+    Response(Box<ResponseEvent>),
 }
 
 impl Payload {

@@ -34,7 +34,7 @@ impl Tap {
 
     /// Offers a copy of `body` if its module is tapped; never waits.
     pub fn offer(&self, body: &EventBody) {
-        if !self.modules.iter().any(|m| *m == body.module) {
+        if !self.modules.contains(&body.module) {
             return;
         }
         if let Err(async_channel::TrySendError::Full(_)) = self.tx.try_send(body.clone()) {

@@ -348,6 +348,6 @@ impl Engine {
             timeout_secs: r.timeout_secs,
             outcome,
         };
-        ctx.send(Payload::Response(event)).await
+        ctx.send(Payload::Response(Box::new(event))).await
     }
 }

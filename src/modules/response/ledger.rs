@@ -198,8 +198,10 @@ mod tests {
 
     #[test]
     fn due_reversals_are_taken_in_order() {
-        let mut ledger = Ledger::default();
-        ledger.pending = vec![pending("late", 30), pending("b", 20), pending("a", 10)];
+        let mut ledger = Ledger {
+            pending: vec![pending("late", 30), pending("b", 20), pending("a", 10)],
+            ..Ledger::default()
+        };
         let due: Vec<String> = ledger.take_due(25).into_iter().map(|p| p.id).collect();
         assert_eq!(due, ["a", "b"]);
         assert_eq!(ledger.next_due(), Some(30));

@@ -40,7 +40,7 @@ impl Ctl {
                 match self.events.recv().await {
                     Ok(s) => {
                         if let Payload::Response(e) = s.body.payload {
-                            return e;
+                            return *e;
                         }
                     }
                     Err(_) => panic!("event queue closed"),

@@ -215,3 +215,31 @@ fn manager_triggered_response() {
     let (status, bad) = api.active_response(&query, r#"{"arguments":[]}"#);
     assert_eq!(status, 400, "{bad}");
 }
+
+#[test]
+fn ordered_response_is_refused_when_the_module_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = Manager::start(&dir.path().join("manager"), None);
+    let mut agent: Agent = enrolled_agent(&dir.path().join("agent"), &manager, "");
+    let id = agent.agent_id();
+    agent.spawn();
+    let api = Api::login(&manager);
+    let body = r#"{"command":"firewall-drop","alert":{"data":{"srcip":"203.0.113.78"}}}"#;
+    let query = format!("agents_list={id:03}");
+    wait_for(Duration::from_secs(30), "the agent to take the order", || {
+        let (_, reply) = api.active_response(&query, body);
+        (reply["data"]["total_affected_items"] == 1).then_some(())
+    });
+    let db = manager.db();
+    let outcome: String = wait_for(Duration::from_secs(30), "the command's outcome", || {
+        db.query_row(
+            "SELECT outcome FROM command_results WHERE agent_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .ok()
+    });
+    assert!(outcome.contains("Refused"), "{outcome}");
+    assert!(outcome.contains("modules.response.enabled"), "{outcome}");
+    assert!(response_events(&manager, id).is_empty());
+}

@@ -226,10 +226,14 @@ fn ordered_response_is_refused_when_the_module_is_off() {
     let api = Api::login(&manager);
     let body = r#"{"command":"firewall-drop","alert":{"data":{"srcip":"203.0.113.78"}}}"#;
     let query = format!("agents_list={id:03}");
-    wait_for(Duration::from_secs(30), "the agent to take the order", || {
-        let (_, reply) = api.active_response(&query, body);
-        (reply["data"]["total_affected_items"] == 1).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the agent to take the order",
+        || {
+            let (_, reply) = api.active_response(&query, body);
+            (reply["data"]["total_affected_items"] == 1).then_some(())
+        },
+    );
     let db = manager.db();
     let outcome: String = wait_for(Duration::from_secs(30), "the command's outcome", || {
         db.query_row(

@@ -292,12 +292,21 @@ mod tests {
 
     #[test]
     fn kill_by_name_ends_the_process() {
-        let mut sleeper = std::process::Command::new("sleep")
+        // A copy of sleep under a name no other process has.
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("gwkill{}", std::process::id());
+        let program = dir.path().join(&name);
+        std::fs::copy(find_program("sleep").expect("sleep"), &program).unwrap();
+        let mut sleeper = std::process::Command::new(&program)
             .arg("300")
             .spawn()
             .unwrap();
-        let pid = sleeper.id().to_string();
-        kill(&pid).unwrap();
+        // Its name is in /proc once exec is done.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while processes_named(&name).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        kill(&name).unwrap();
         let status = sleeper.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(9));

@@ -102,6 +102,10 @@ pub struct RuleConfig {
     /// Only events of this kind (`log.line`, `fim.modified`, …). Default: any.
     #[serde(default)]
     pub kind: Option<String>,
+    /// Match this field of a log entry (a parsed JSON or journal field, a label) instead of its
+    /// text. Default: the text.
+    #[serde(default)]
+    pub field: Option<String>,
     /// Regular expression (regex-lite) over the event's text; the group named `target`, else the
     /// first group, else the whole match, is what the response acts on.
     pub pattern: String,

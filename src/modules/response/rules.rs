@@ -76,7 +76,17 @@ impl Rules {
                     continue;
                 }
             }
-            let text = text.get_or_insert_with(|| text_of(&event.payload));
+            let field_value;
+            let text: &String = match &rule.config.field {
+                Some(name) => match field_of(&event.payload, name) {
+                    Some(value) => {
+                        field_value = value;
+                        &field_value
+                    }
+                    None => continue,
+                },
+                None => text.get_or_insert_with(|| text_of(&event.payload)),
+            };
             let Some(captures) = rule.regex.captures(text) else {
                 continue;
             };
@@ -128,6 +138,20 @@ impl Compiled {
     }
 }
 
+/// A named field of a log entry, as text.
+fn field_of(payload: &Payload, name: &str) -> Option<String> {
+    use gatewatch_proto::FieldValue;
+    let Payload::Log(log) = payload else {
+        return None;
+    };
+    let field = log.fields.iter().find(|f| f.name == name)?;
+    Some(match &field.value {
+        FieldValue::Text(t) | FieldValue::Number(t) => t.clone(),
+        FieldValue::Bool(b) => b.to_string(),
+        FieldValue::Null | FieldValue::Empty => String::new(),
+    })
+}
+
 /// The text a rule matches for a payload.
 fn text_of(payload: &Payload) -> String {
     let mut text = match payload {
@@ -158,6 +182,7 @@ mod tests {
             pattern: r"sshd\[\d+\]: Failed password for .* from (?P<target>[0-9.]+)".into(),
             threshold,
             window_secs: 60,
+            field: None,
             response: "firewall-drop".into(),
             arguments: Vec::new(),
             timeout_secs: Some(60),
@@ -204,6 +229,57 @@ mod tests {
         let later = start + Duration::from_secs(61);
         assert!(rules.observe(&line(FAIL), later).is_empty());
         assert_eq!(rules.observe(&line(FAIL), later).len(), 1);
+    }
+
+    #[test]
+    fn a_rule_on_a_field_matches_that_field_only() {
+        let mut rule = ssh_rule(1);
+        rule.field = Some("src".into());
+        rule.pattern = "^(?P<target>[0-9.]+)$".into();
+        let mut rules = Rules::new(&[rule]).unwrap();
+        let mut event = line("203.0.113.1 in the text");
+        assert!(rules.observe(&event, Instant::now()).is_empty(), "no field");
+        if let Payload::Log(log) = &mut event.payload {
+            log.fields.push(gatewatch_proto::LogField {
+                name: "src".into(),
+                value: gatewatch_proto::FieldValue::Text("198.51.100.3".into()),
+            });
+        }
+        let fired = rules.observe(&event, Instant::now());
+        assert_eq!(fired[0].target, "198.51.100.3");
+    }
+
+    #[test]
+    fn a_fim_change_under_a_path_fires_with_the_path() {
+        use gatewatch_proto::fim::{ChangeType, FimChange, FimEvent, FimMode};
+        let rule = RuleConfig {
+            module: "fim".into(),
+            kind: Some("fim.added".into()),
+            pattern: "^/srv/upload/.*\\.sh$".into(),
+            response: "quarantine".into(),
+            ..ssh_rule(1)
+        };
+        let mut rules = Rules::new(&[rule]).unwrap();
+        let change = |path: &str| EventBody {
+            time_ms: 0,
+            module: "fim".into(),
+            payload: Payload::Fim(FimEvent::Change(Box::new(FimChange {
+                path: path.into(),
+                event: ChangeType::Added,
+                mode: FimMode::Realtime,
+                attributes: None,
+                old_attributes: None,
+                changed_attributes: Vec::new(),
+                tags: Vec::new(),
+                audit: None,
+                content_changes: None,
+            }))),
+        };
+        assert!(rules
+            .observe(&change("/srv/upload/a.txt"), Instant::now())
+            .is_empty());
+        let fired = rules.observe(&change("/srv/upload/x.sh"), Instant::now());
+        assert_eq!(fired[0].target, "/srv/upload/x.sh");
     }
 
     #[test]

@@ -104,16 +104,21 @@ fn enabled() -> ResponseConfig {
 
 #[test]
 fn firewall_drop_blocks_then_unblocks() {
-    blocks_then_unblocks(FirewallTool::Auto);
+    blocks_then_unblocks(FirewallTool::Auto, "firewall-drop");
 }
 
 #[test]
 fn iptables_fallback_blocks_then_unblocks() {
-    blocks_then_unblocks(FirewallTool::Iptables);
+    blocks_then_unblocks(FirewallTool::Iptables, "firewall-drop");
+}
+
+#[test]
+fn null_route_blocks_then_unblocks() {
+    blocks_then_unblocks(FirewallTool::Auto, "null-route");
 }
 
 /// In a namespace pair: a connection works, fails after the response, works after its timeout.
-fn blocks_then_unblocks(firewall: FirewallTool) {
+fn blocks_then_unblocks(firewall: FirewallTool, response: &str) {
     let Some(pair) = netns::Pair::create() else {
         return;
     };
@@ -132,7 +137,7 @@ fn blocks_then_unblocks(firewall: FirewallTool) {
     drive(config, state.path(), |ctl| async move {
         // Wazuh's form: the timeout (3 s) as the command's suffix, the address in the alert.
         let alert = format!("{{\"data\":{{\"srcip\":\"{attacker}\"}}}}");
-        ctl.order("firewall-drop3", &[], &alert).await;
+        ctl.order(&format!("{response}3"), &[], &alert).await;
         let added = ctl.next(20).await;
         assert_eq!(
             (added.phase, &added.outcome, added.timeout_secs),
@@ -321,5 +326,70 @@ fn custom_responses_are_refused_outside_the_allowed_directory() {
             matches!(&event.outcome, ResponseOutcome::Refused { reason } if reason.contains("custom_dir")),
             "{event:?}"
         );
+    });
+}
+
+#[test]
+fn disable_account_runs_the_configured_tool_then_undoes_it() {
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join("accounts.log");
+    let tool = |verb: &str| {
+        let line = format!("echo {verb} {{user}} >> {}", record.display());
+        vec!["/bin/sh".to_string(), "-c".into(), line]
+    };
+    let config = ResponseConfig {
+        lock_account: tool("lock"),
+        unlock_account: tool("unlock"),
+        default_timeout_secs: 1,
+        ..enabled()
+    };
+    drive(config, state.path(), |ctl| async move {
+        ctl.order("disable-account", &["mallory"], "{}").await;
+        assert_eq!(ctl.next(10).await.outcome, ResponseOutcome::Done);
+        assert_eq!(ctl.next(10).await.phase, ResponsePhase::Delete);
+        ctl.order("disable-account", &["root"], "{}").await;
+        let refused = ctl.next(10).await;
+        assert!(
+            matches!(refused.outcome, ResponseOutcome::Refused { .. }),
+            "{refused:?}"
+        );
+    });
+    let log = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(log, "lock mallory\nunlock mallory\n");
+}
+
+#[test]
+fn a_quarantine_ordered_by_the_manager_is_restored_by_its_id() {
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("payload.bin");
+    std::fs::write(&file, b"malware").unwrap();
+    let path = file.to_string_lossy().into_owned();
+    drive(enabled(), state.path(), |ctl| async move {
+        ctl.order("quarantine", &[&path], "{}").await;
+        let moved = ctl.next(10).await;
+        assert_eq!(
+            (moved.outcome, moved.timeout_secs),
+            (ResponseOutcome::Done, 0)
+        );
+        assert!(!file.exists());
+        ctl.order("restore", &[&moved.id], "{}").await;
+        assert_eq!(ctl.next(10).await.outcome, ResponseOutcome::Done);
+        assert_eq!(std::fs::read(&file).unwrap(), b"malware");
+    });
+}
+
+#[test]
+fn kill_of_the_agent_itself_is_refused_with_an_event() {
+    let state = tempfile::tempdir().unwrap();
+    let me = std::process::id().to_string();
+    drive(enabled(), state.path(), |ctl| async move {
+        for target in ["1", me.as_str()] {
+            ctl.order("kill", &[target], "{}").await;
+            let event = ctl.next(10).await;
+            assert!(
+                matches!(event.outcome, ResponseOutcome::Refused { .. }),
+                "{event:?}"
+            );
+        }
     });
 }

@@ -117,7 +117,7 @@ pub struct RuleConfig {
     pub window_secs: u64,
     /// The response: a built-in name, or `!name` for a custom one.
     pub response: String,
-    /// Extra arguments given to the response. Default none.
+    /// Extra arguments given to the response, after the target. Default none.
     #[serde(default)]
     pub arguments: Vec<String>,
     /// Seconds before the reversal; 0 never reverses. Default: `default_timeout_secs`.

@@ -13,6 +13,28 @@
 //! Reversals are kept in a small file in the module's state directory, so they run after a
 //! restart or a reboot (overdue ones at once). Repeated offenders get longer timeouts. See
 //! `docs/adr/007-active-response.md`.
+//!
+//! ```toml
+//! [modules.response]
+//! enabled = true
+//! allow_list = ["10.0.0.0/8"]            # never acted on (besides manager, loopback, own)
+//! custom_dir = "/etc/gatewatch/active-response"   # `!name` responses (Wazuh's JSON on stdin)
+//!
+//! [[modules.response.rules]]              # works offline
+//! name = "sshd-bruteforce"
+//! module = "logcollector"
+//! pattern = 'sshd\[\d+\]: Failed password for .* from (?P<target>[0-9a-fA-F.:]+)'
+//! threshold = 5                           # within window_secs (default 60), per address
+//! response = "firewall-drop"              # host-deny, null-route, kill, quarantine, …
+//! timeout_secs = 600
+//!
+//! [[modules.response.rules]]
+//! name = "dropped-script"
+//! module = "fim"
+//! kind = "fim.added"
+//! pattern = '^/srv/upload/.*\.sh$'        # the whole match (the path) is the target
+//! response = "quarantine"                 # restored with `gatewatch response restore ID`
+//! ```
 
 mod config;
 pub use config::{FirewallTool, ResponseConfig, RuleConfig};

@@ -2,17 +2,14 @@
 //! unreadable (mode 000), and described in a JSON sidecar (`<id>.json`: original path, SHA-256,
 //! size, owner, group, mode, time), from which [`restore`] puts it back as it was.
 //!
-//! Called from the agent's executor: the file is hashed in chunks with a yield between them.
+//! Called from the agent's executor: the file is hashed in chunks with a yield between them
+//! ([`crate::runtime::hash`]).
 //! Runs as root on a gateway, so the directory is created with mode 0700.
 
 use super::json;
-use sha2::{Digest, Sha256};
-use std::io::Read;
+use crate::runtime::hash::sha256_file;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-/// Bytes hashed between two yields.
-const HASH_CHUNK: usize = 64 * 1024;
 
 /// What the sidecar records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,25 +146,10 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Hex SHA-256 of a file, read in chunks with a yield between them.
-async fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut chunk = vec![0u8; HASH_CHUNK];
-    loop {
-        let n = file.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&chunk[..n]);
-        futures_lite::future::yield_now().await;
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn quarantine_and_restore() {

@@ -3,6 +3,6 @@
 # drop and its fallback), iproute2 (`ip netns`, null routes) and procps. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=lib/install.sh
+# shellcheck source=scripts/lib/install.sh
 . scripts/lib/install.sh
 ensure_apt nftables iptables iproute2 procps

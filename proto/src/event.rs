@@ -40,6 +40,8 @@ pub enum Payload {
     /// once per batch, which is what lets the collector ship hundreds of thousands of lines a
     /// second.
     LogBatch(LogBatch),
+    /// An action of the `response` module (active response) and its result. Boxed, as above.
+    Response(Box<ResponseEvent>),
 }
 
 impl Payload {
@@ -54,6 +56,7 @@ impl Payload {
             Payload::Command(c) => c.kind(),
             Payload::Fim(f) => f.kind(),
             Payload::LogBatch(_) => "log.batch",
+            Payload::Response(r) => r.outcome.kind(),
         }
     }
 }
@@ -257,6 +260,63 @@ impl CommandEvent {
             CommandEvent::Output { .. } => "command.output",
             CommandEvent::Finished { .. } => "command.finished",
             CommandEvent::Refused { .. } => "command.refused",
+        }
+    }
+}
+
+/// One active-response action (or its reversal) and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseEvent {
+    /// The action's id (a quarantined file is restored by it).
+    pub id: String,
+    /// The response: `firewall-drop`, `host-deny`, `kill`, `quarantine`, `disable-account`,
+    /// `null-route`, `restore`, or `!<script>` for a custom one.
+    pub command: String,
+    /// What it acts on: an address, a process, a path, an account.
+    pub target: String,
+    /// The action itself, or its reversal.
+    pub phase: ResponsePhase,
+    /// What started it: `manager`, `rule:<name>`, or `timeout` for a reversal.
+    pub trigger: String,
+    /// Seconds until the reversal (0: none).
+    pub timeout_secs: u64,
+    /// What happened.
+    pub outcome: ResponseOutcome,
+}
+
+/// Whether a [`ResponseEvent`] is the action or its reversal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponsePhase {
+    /// The action (Wazuh's `add`).
+    Add,
+    /// The reversal when the timeout ends (Wazuh's `delete`).
+    Delete,
+}
+
+/// What became of an active-response action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseOutcome {
+    /// Carried out.
+    Done,
+    /// Dry-run mode: what would have been done, not done.
+    DryRun,
+    /// The same action is already in effect: its timeout was extended instead.
+    Extended,
+    /// Tried and failed (the tool's error output).
+    Failed { error: String },
+    /// Not tried (safety rule, unknown command, bad target).
+    Refused { reason: String },
+}
+
+impl ResponseOutcome {
+    /// Kind name, see [`Payload::kind`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ResponseOutcome::Done => "response.done",
+            ResponseOutcome::DryRun => "response.dry_run",
+            ResponseOutcome::Extended => "response.extended",
+            ResponseOutcome::Failed { .. } => "response.failed",
+            ResponseOutcome::Refused { .. } => "response.refused",
         }
     }
 }

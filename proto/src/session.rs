@@ -116,6 +116,15 @@ pub enum Command {
         argv: Vec<String>,
         timeout_secs: u32,
     },
+    /// Run an active response (Wazuh's `PUT /active-response`): `command` names a built-in
+    /// response (optionally with Wazuh's timeout suffix, `firewall-drop600`) or, after a `!`, an
+    /// executable in the agent's allow-listed directory; `alert` is the alert as JSON text.
+    /// Refused unless the agent runs the `response` module.
+    ActiveResponse {
+        command: String,
+        arguments: Vec<String>,
+        alert: String,
+    },
 }
 
 /// What became of a command.

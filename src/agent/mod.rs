@@ -132,12 +132,15 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, Failure>
     // Pipeline: queue → spool.
     let pipeline_stats = Rc::new(PipelineStats::default());
     let writer_config = writer::WriterConfig::from_config(&config);
+    // The response module's local rules see other modules' events through a lossy tap.
+    let (tap, tap_rx) = crate::modules::response::tap_for(&config).unzip();
     let writer_task = ex.spawn(writer::run(
         queue_rx,
         shared.clone(),
         writer_config,
         pipeline_stats.clone(),
         shutdown.clone(),
+        tap,
     ));
 
     // Modules, each under its own memory account.
@@ -149,7 +152,8 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, Failure>
     // Child processes are reaped by this task, not by async-process's own thread.
     ex.spawn(crate::runtime::child::driver()).detach();
     let (remote_tx, remote_rx) = crate::modules::command::remote_channel();
-    for module in modules::build(&config, remote_rx) {
+    let (response_tx, response_rx) = crate::modules::response::request_channel();
+    for module in modules::build(&config, remote_rx, response_rx, tap_rx) {
         let name = module.name();
         let Some(account) = account_for(name) else {
             return Err(AgentError(format!(
@@ -196,6 +200,7 @@ async fn run_on(ex: &LocalExecutor<'_>, config: Config) -> Result<Exit, Failure>
         restart.clone(),
         restart_ordered.clone(),
         config.manager.remote_commands.then_some(remote_tx),
+        response_tx,
     );
     let mut link_task = ex.spawn(link::run(
         link_config,
@@ -360,12 +365,14 @@ fn link_config(config: &Config) -> LinkConfig {
 }
 
 /// Commands from the manager. Restart is always honoured; `Run` only with
-/// `manager.remote_commands = true` (then `remote` is the command module's queue).
+/// `manager.remote_commands = true` (then `remote` is the command module's queue);
+/// `ActiveResponse` when the response module runs (`responses` is its queue).
 fn command_handler(
     mode: RestartMode,
     restart: Rc<Cell<bool>>,
     ordered: Shutdown,
     remote: Option<crate::modules::command::RemoteSender>,
+    responses: crate::modules::response::RequestSender,
 ) -> link::CommandHandler {
     Box::new(move |command: &Command| match command {
         Command::Restart => {
@@ -401,6 +408,32 @@ fn command_handler(
                 Err(async_channel::TrySendError::Closed(_)) => CommandOutcome::Refused {
                     reason: "the command module is not running on this agent".into(),
                 },
+            }
+        }
+        Command::ActiveResponse {
+            command,
+            arguments,
+            alert,
+        } => {
+            let request = crate::modules::response::ResponseRequest {
+                command: command.clone(),
+                arguments: arguments.clone(),
+                alert: alert.clone(),
+            };
+            match responses.try_send(request) {
+                // Accepted: the action and its result follow as `response` events.
+                Ok(()) => CommandOutcome::Done,
+                Err(async_channel::TrySendError::Full(_)) => CommandOutcome::Failed {
+                    error: "too many active responses waiting; try again later".into(),
+                },
+                Err(async_channel::TrySendError::Closed(_)) => {
+                    log::warn!("refused active response {command}: the module is off");
+                    CommandOutcome::Refused {
+                        reason: "active response is not running on this agent \
+                                 (modules.response.enabled = false)"
+                            .into(),
+                    }
+                }
             }
         }
     })

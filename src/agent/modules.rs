@@ -2,11 +2,19 @@
 
 use crate::config::Config;
 use crate::modules::command::RemoteReceiver;
+use crate::modules::response::RequestReceiver;
+use crate::pipeline::tap::TapReceiver;
 use crate::runtime::Module;
 
 /// The enabled modules, in start order. `remote` carries the commands the manager pushes to the
-/// command module (dropped, so that they are refused, when that module does not run).
-pub fn build(config: &Config, remote: RemoteReceiver) -> Vec<Box<dyn Module>> {
+/// command module, `responses` the active responses it orders (each dropped, so that they are
+/// refused, when its module does not run); `tap` the events for the response module's rules.
+pub fn build(
+    config: &Config,
+    remote: RemoteReceiver,
+    responses: RequestReceiver,
+    tap: Option<TapReceiver>,
+) -> Vec<Box<dyn Module>> {
     #[allow(unused_mut)]
     let mut modules: Vec<Box<dyn Module>> = Vec::new();
     #[cfg(feature = "generator")]
@@ -46,6 +54,16 @@ pub fn build(config: &Config, remote: RemoteReceiver) -> Vec<Box<dyn Module>> {
             config.modules.fim.clone(),
         )));
     }
-    let _ = (config, remote);
+    #[cfg(feature = "response")]
+    if config.modules.response.enabled {
+        modules.push(Box::new(crate::modules::response::ResponseModule::new(
+            config.modules.response.clone(),
+            config.manager.addresses.clone(),
+            config.manager.port,
+            Some(responses.clone()),
+            tap.clone(),
+        )));
+    }
+    let _ = (config, remote, responses, tap);
     modules
 }

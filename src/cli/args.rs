@@ -21,6 +21,8 @@ pub enum Command {
     Health { within_secs: u64 },
     /// Start a local manager and agent on loopback and print live events.
     Demo,
+    /// Put a quarantined file back (`response restore <id>`).
+    Restore { id: String },
     /// Print the version.
     Version,
     /// Print usage.
@@ -53,6 +55,8 @@ commands:
                  exit 0 when the configuration is valid, the agent is enrolled and the running
                  agent is connected to its manager within SECONDS (default 60); else exit 1
   demo           run a local manager and agent on loopback, printing live events
+  response restore ID
+                 put the file the active response quarantined as ID back where it was
   version        print the version
 
 options:
@@ -73,6 +77,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
     let mut ca = None;
     let mut health = false;
     let mut within = None;
+    // Words after `response`: the subcommand and its id.
+    let mut response: Vec<String> = Vec::new();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let text = arg
@@ -97,7 +103,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
                 config = Some(PathBuf::from(&text["--config=".len()..]))
             }
             _ if text.starts_with('-') => return Err(format!("unknown option `{text}`")),
+            _ if matches!(command, Some(Command::Restore { .. })) && response.len() < 2 => {
+                response.push(text.to_string())
+            }
             _ if command.is_some() => return Err(format!("unexpected argument `{text}`")),
+            "response" => command = Some(Command::Restore { id: String::new() }),
             "run" => command = Some(Command::Run),
             "enroll" => {
                 command = Some(Command::Enroll {
@@ -134,6 +144,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
                 within_secs: within.take().unwrap_or(DEFAULT_HEALTH_WITHIN_SECS),
             }
         }
+        Command::Restore { .. } => match &response[..] {
+            [sub, id] if sub == "restore" => Command::Restore { id: id.clone() },
+            _ => return Err("usage: `response restore ID`".into()),
+        },
         other => other,
     };
     if !matches!(command, Command::Health { .. }) && (health || within.is_some()) {
@@ -167,6 +181,15 @@ mod tests {
                 config: None
             }
         );
+    }
+
+    #[test]
+    fn response_restore_takes_an_id() {
+        let args = parse_str(&["response", "restore", "18c-3", "--config", "/x.toml"]).unwrap();
+        assert_eq!(args.command, Command::Restore { id: "18c-3".into() });
+        assert!(parse_str(&["response", "restore"]).is_err());
+        assert!(parse_str(&["response", "undo", "x"]).is_err());
+        assert!(parse_str(&["response", "restore", "a", "b"]).is_err());
     }
 
     #[test]

@@ -55,8 +55,12 @@ fn run_in(dir: &std::path::Path) -> Result<ExitCode, String> {
         dir.join("watched").display()
     );
     println!(
-        "          the log collector tails {}: append a line)\n",
+        "          the log collector tails {}: append a line;",
         dir.join("demo.log").display()
+    );
+    println!(
+        "          three 'sshd[1]: Failed password for x from 203.0.113.9 port 22' lines there\n\
+         \x20          make the active response block 203.0.113.9, in dry run)\n"
     );
 
     let events = manager.subscribe();
@@ -105,7 +109,26 @@ fn agent_config(
     config.modules.sca.enabled = cfg!(feature = "sca");
     config.modules.sca.policies_dir =
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/etc/sca"));
+    // Active response in dry run: it reports the blocks it would make, and makes none.
+    config.modules.response.enabled = cfg!(feature = "response");
+    config.modules.response.dry_run = true;
+    config.modules.response.rules = demo_response_rules();
     config
+}
+
+/// Three failed SSH logins from one address within a minute: a firewall drop for ten minutes.
+fn demo_response_rules() -> Vec<crate::modules::response::RuleConfig> {
+    let text = r#"name = "sshd-bruteforce"
+module = "logcollector"
+pattern = 'sshd\[\d+\]: Failed password for .* from (?P<target>[0-9a-fA-F.:]+)'
+threshold = 3
+window_secs = 60
+response = "firewall-drop"
+timeout_secs = 600
+"#;
+    toml::from_str(text)
+        .map(|rule| vec![rule])
+        .unwrap_or_default()
 }
 
 /// A log file of the demo's own: append lines to it to see log events.
@@ -161,4 +184,18 @@ fn random_password() -> Result<String, String> {
     rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut bytes)
         .map_err(|e| format!("no randomness: {e}"))?;
     Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_response_rule_parses_and_is_valid() {
+        let rules = super::demo_response_rules();
+        assert_eq!(rules.len(), 1);
+        let config = crate::modules::response::ResponseConfig {
+            rules,
+            ..Default::default()
+        };
+        assert_eq!(config.problems(), Vec::new());
+    }
 }

@@ -61,6 +61,31 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
         Command::Run => run_agent(&config_path),
         Command::Demo => demo(),
+        Command::Restore { id } => restore(&config_path, &id),
+    }
+}
+
+/// `response restore ID`: puts a quarantined file back (the agent need not be running).
+fn restore(path: &Path, id: &str) -> Result<ExitCode, String> {
+    let config = load(path)?;
+    let module_dir = config.agent.state_dir.join("modules").join("response");
+    let dir = crate::modules::response::quarantine_dir(&config.modules.response, &module_dir);
+    #[cfg(feature = "response")]
+    {
+        let sidecar = crate::modules::response::restore(&dir, id)?;
+        println!(
+            "restored {} (sha256 {})",
+            sidecar.original.display(),
+            sidecar.sha256
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+    #[cfg(not(feature = "response"))]
+    {
+        Err(format!(
+            "cannot restore {id} from {}: this build has no response module",
+            dir.display()
+        ))
     }
 }
 

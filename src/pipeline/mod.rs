@@ -3,7 +3,8 @@
 //! A module hands an event (and, optionally, the source cursor that produced it) to its
 //! [`EventSender`]. The pipeline task writes it to the on-disk [`spool`], which assigns the
 //! sequence number; from then on the event survives a crash. The link reads the spool through the
-//! [`Outbox`] trait and trims it only when the manager acknowledges.
+//! [`Outbox`] trait and trims it only when the manager acknowledges. A [`tap::Tap`] may copy
+//! chosen modules' events to a local consumer on the way (lossy, never blocking).
 
 pub mod queue;
 pub mod spool;
@@ -57,4 +58,5 @@ pub trait Outbox {
 }
 
 pub mod ratelimit;
+pub mod tap;
 pub mod writer;

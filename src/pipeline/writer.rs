@@ -117,6 +117,7 @@ pub async fn run(
     config: WriterConfig,
     stats: Rc<PipelineStats>,
     shutdown: Shutdown,
+    tap: Option<Rc<super::tap::Tap>>,
 ) {
     let fsync_interval = config.fsync_interval;
     let mut encoded = Vec::with_capacity(512);
@@ -148,6 +149,9 @@ pub async fn run(
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(submission) = next.take() {
+            if let Some(tap) = &tap {
+                tap.offer(&submission.body);
+            }
             append(
                 &shared,
                 submission,
@@ -170,6 +174,9 @@ pub async fn run(
     }
     // Stopping: modules have been told to stop; keep what they already handed over.
     while let Ok(submission) = queue.try_recv() {
+        if let Some(tap) = &tap {
+            tap.offer(&submission.body);
+        }
         append(
             &shared,
             submission,
@@ -356,6 +363,7 @@ mod tests {
                 config,
                 stats.clone(),
                 shutdown.clone(),
+                None,
             ));
             for n in 0..10 {
                 sender.send(event(n, 10)).await.unwrap();
@@ -405,6 +413,7 @@ mod tests {
                 config,
                 stats.clone(),
                 shutdown.clone(),
+                None,
             ));
             sender.send(event(0, 5000)).await.unwrap();
             shutdown.request();

@@ -14,6 +14,7 @@
 //!                                        netiface, netaddr
 //! GET  /sca/{id}                          SCA policies with their last scan's counts
 //! GET  /sca/{id}/checks/{policy_id}       the checks of one policy
+//! PUT  /active-response                run an active response on agents (Wazuh's shape)
 //! GET  /openapi.yaml                     the OpenAPI document of this API (no token needed)
 //! ```
 //!
@@ -21,6 +22,7 @@
 //! Wazuh's titles and codes; unknown query parameters are 400s. Each connection is served by one
 //! task; a request's store work goes through the store thread, password checks off the executor.
 
+mod active_response;
 mod agents;
 mod auth;
 mod collection;
@@ -213,6 +215,7 @@ enum Route {
     ScaChecks(String, String),
     /// Agent id.
     Syscheck(String),
+    ActiveResponse,
 }
 
 impl Route {
@@ -224,6 +227,7 @@ impl Route {
             ["security", "user", "authenticate"] => Route::Login,
             ["agents"] => Route::Agents,
             ["agents", "insert"] => Route::AgentsInsert,
+            ["active-response"] => Route::ActiveResponse,
             ["agents", "restart"] => Route::AgentsRestart,
             ["agents", "summary", "status"] => Route::AgentsSummary,
             ["agents", id, "restart"] if !id.is_empty() => Route::AgentRestart(id.to_string()),
@@ -253,7 +257,7 @@ impl Route {
             Route::Login => &["GET", "POST"],
             Route::Agents => &["GET", "POST", "DELETE"],
             Route::AgentsInsert => &["POST"],
-            Route::AgentsRestart | Route::AgentRestart(_) => &["PUT"],
+            Route::AgentsRestart | Route::AgentRestart(_) | Route::ActiveResponse => &["PUT"],
         }
     }
 }
@@ -304,6 +308,7 @@ async fn handle(
         (Route::ScaPolicies(id), _) => sca::policies(&call, id).await,
         (Route::ScaChecks(id, policy), _) => sca::checks(&call, id, policy).await,
         (Route::Syscheck(id), _) => syscheck::files(&call, id).await,
+        (Route::ActiveResponse, _) => active_response::run(&call).await,
         (Route::OpenApi, _) => Err(ApiError::not_found()),
     }
 }

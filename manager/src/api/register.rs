@@ -35,7 +35,7 @@ const FORCE_DEFAULT: Replace = Replace {
 };
 
 /// The JSON object of the request body, with only `allowed` fields.
-fn json_body(call: &Call<'_>, allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
+pub(super) fn json_body(call: &Call<'_>, allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
     let body = &call.req.body;
     if body.is_empty() {
         return Err(ApiError::bad_request("Request body is required"));

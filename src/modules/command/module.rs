@@ -4,19 +4,16 @@
 use super::config::{CommandConfig, CommandEntry, OutputMode};
 use super::remote::{RemoteReceiver, RemoteRun};
 use crate::runtime::child::{self, RunOutput};
+use crate::runtime::hash::sha256_file;
 use crate::runtime::{Module, ModuleContext, ModuleError, ModuleFuture};
 use futures_lite::FutureExt;
 use gatewatch_proto::{CommandEvent, LogText, Payload};
-use sha2::{Digest, Sha256};
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Output kept from a pushed command.
 const REMOTE_OUTPUT_CAP: usize = 64 * 1024;
-/// Bytes hashed between two yields.
-const HASH_CHUNK: usize = 64 * 1024;
 
 /// The command module.
 pub struct CommandModule {
@@ -177,22 +174,6 @@ fn resolve(program: &Path) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
-}
-
-/// Hex SHA-256 of a file, read in chunks with a yield between them.
-async fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut chunk = vec![0u8; HASH_CHUNK];
-    loop {
-        let n = file.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&chunk[..n]);
-        futures_lite::future::yield_now().await;
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Sends the events of one run.

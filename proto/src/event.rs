@@ -35,6 +35,8 @@ pub enum Payload {
     Command(CommandEvent),
     /// File integrity monitoring (`fim` module).
     Fim(crate::fim::FimEvent),
+    /// Container engine events, findings and inventory (`containers` module).
+    Container(crate::containers::ContainerEvent),
 }
 
 impl Payload {
@@ -48,6 +50,7 @@ impl Payload {
             Payload::Log(_) => "log.line",
             Payload::Command(c) => c.kind(),
             Payload::Fim(f) => f.kind(),
+            Payload::Container(c) => c.kind(),
         }
     }
 }

@@ -46,6 +46,12 @@ pub fn build(config: &Config, remote: RemoteReceiver) -> Vec<Box<dyn Module>> {
             config.modules.fim.clone(),
         )));
     }
+    #[cfg(feature = "containers")]
+    if config.modules.containers.enabled {
+        modules.push(Box::new(crate::modules::containers::Containers::new(
+            config.modules.containers.clone(),
+        )));
+    }
     let _ = (config, remote);
     modules
 }

@@ -25,6 +25,8 @@ pub mod framer;
 pub mod http;
 #[cfg(feature = "containers")]
 mod module;
+#[cfg(all(test, feature = "containers"))]
+mod tests;
 #[cfg(feature = "containers")]
 pub mod watch;
 

@@ -30,7 +30,9 @@ use std::path::PathBuf;
 pub struct ContainersConfig {
     /// Run the module. Default false.
     pub enabled: bool,
-    /// Memory budget in bytes. Default 512 KiB.
+    /// Memory budget in bytes. Default 1 MiB: the agent's event queue may hold up to
+    /// `buffer.queue_capacity` (1024) of the module's events (~400 bytes each) while the
+    /// spool catches up, beside one response body and the event buffer.
     pub budget_bytes: usize,
     /// The engine's API socket: Docker's, podman's compatibility service
     /// (`/run/podman/podman.sock`) or balenaEngine's (`/var/run/balena-engine.sock`).
@@ -62,7 +64,7 @@ impl Default for ContainersConfig {
     fn default() -> Self {
         ContainersConfig {
             enabled: false,
-            budget_bytes: 512 * 1024,
+            budget_bytes: 1024 * 1024,
             socket: PathBuf::from("/var/run/docker.sock"),
             max_event_bytes: 16 * 1024,
             max_response_bytes: 128 * 1024,

@@ -23,11 +23,19 @@ fn inspect(id: &str) -> String {
 
 const EXEC: &str = r#"{"ID":"e1","Running":true,"ProcessConfig":{"tty":false,"entrypoint":"id","arguments":["-u"],"privileged":false,"user":"1000"},"OpenStdin":false,"ContainerID":"c"}"#;
 
-/// The `n`-th event: a container's life is create, start, exec_start, die, destroy.
+/// Events in the life of one container.
+const LIFE: [&str; 20] = [
+    "create", "start", "exec_start: id -u", "kill", "die", "start", "kill", "die", "start",
+    "kill", "die", "start", "kill", "die", "start", "kill", "die", "start", "stop", "destroy",
+];
+
+/// The `n`-th event: containers that are created, run a command, restart a few times (which
+/// brings their events out faster than inspections), and go.
 fn event_line(n: u64) -> String {
-    let id = format!("{:064x}", n / 5);
-    let action = ["create", "start", "exec_start: id -u", "die", "destroy"][(n % 5) as usize];
-    let extra = if n % 5 == 2 { r#""execID":"e1","# } else { "" };
+    let life = LIFE.len() as u64;
+    let id = format!("{:064x}", n / life);
+    let action = LIFE[(n % life) as usize];
+    let extra = if n % life == 2 { r#""execID":"e1","# } else { "" };
     format!(
         r#"{{"status":"{action}","id":"{id}","from":"gwtest/busybox:1","Type":"container","Action":"{action}","Actor":{{"ID":"{id}","Attributes":{{{extra}"image":"gwtest/busybox:1","name":"c-{n}"}}}},"scope":"local","time":1795848111,"timeNano":{}}}"#,
         1_795_848_111_000_000_000u64 + n
@@ -114,6 +122,8 @@ fn hundred_thousand_container_events_within_budget() {
     let budget = config.budget_bytes;
     let started = Instant::now();
     let mut module = Harness::start(config, "containers-budget", 1024);
+    // The worst case: the spool stalls and the agent's queue (1024 events) fills with ours.
+    std::thread::sleep(Duration::from_secs(2));
     let mut engine_events = 0u64;
     let mut alerts = 0u64;
     while engine_events < 100_000 {
@@ -133,7 +143,7 @@ fn hundred_thousand_container_events_within_budget() {
         started.elapsed()
     );
     // Each container is inspected once (create), its exec once: the root-user finding each time.
-    assert_eq!(alerts, 20_000);
+    assert_eq!(alerts, 100_000 / LIFE.len() as u64);
     assert!(peak <= budget, "peak {peak} over the budget {budget}");
     module.stop().unwrap();
 }

@@ -78,12 +78,17 @@ impl Harness {
 
     /// The next event, or `None` after `timeout`.
     pub fn next(&mut self, timeout: Duration) -> Option<ContainerEvent> {
-        let recv = async { self.events.recv().await.ok() };
-        let timer = async {
-            async_io::Timer::after(timeout).await;
-            None
+        let submission = match self.events.try_recv() {
+            Ok(submission) => submission,
+            Err(_) => {
+                let recv = async { self.events.recv().await.ok() };
+                let timer = async {
+                    async_io::Timer::after(timeout).await;
+                    None
+                };
+                smol::block_on(recv.or(timer))?
+            }
         };
-        let submission = smol::block_on(recv.or(timer))?;
         match submission.body.payload {
             Payload::Container(event) => {
                 self.log.push(event.clone());

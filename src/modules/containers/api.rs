@@ -85,7 +85,12 @@ pub fn parse_event(line: &[u8], config: &ContainersConfig) -> Result<EngineEvent
     let kept = attributes
         .into_iter()
         .take(config.max_attributes)
-        .map(|(k, v)| (cut(k, config.max_attribute_bytes), cut(v, config.max_attribute_bytes)))
+        .map(|(k, v)| {
+            (
+                cut(k, config.max_attribute_bytes),
+                cut(v, config.max_attribute_bytes),
+            )
+        })
         .collect();
     Ok(EngineEvent {
         object,

@@ -90,7 +90,10 @@ impl ContainersConfig {
             problem("socket", "give the engine's socket path");
         }
         if self.max_event_bytes < 1024 {
-            problem("max_event_bytes", "at least 1024 (engine events are ~500 bytes)");
+            problem(
+                "max_event_bytes",
+                "at least 1024 (engine events are ~500 bytes)",
+            );
         }
         if self.max_response_bytes < 4096 {
             problem("max_response_bytes", "at least 4096");

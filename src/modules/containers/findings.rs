@@ -52,8 +52,7 @@ fn capability_severity(cap: &str) -> Severity {
 /// socket the module watches, which counts as an engine socket wherever it is.
 fn mount_severity(source: &str, writable: bool, engine_socket: &Path) -> Option<Severity> {
     let source = source.trim_end_matches('/');
-    if source.is_empty() || ENGINE_SOCKETS.contains(&source) || Path::new(source) == engine_socket
-    {
+    if source.is_empty() || ENGINE_SOCKETS.contains(&source) || Path::new(source) == engine_socket {
         return Some(Severity::Critical);
     }
     let is_under = |dir: &str, path: &str| {
@@ -158,7 +157,10 @@ pub fn exec_findings(exec: &ExecInfo) -> Vec<(&'static str, Severity)> {
     }
     let program = exec.command.first().map(String::as_str).unwrap_or_default();
     let program = program.rsplit('/').next().unwrap_or_default();
-    let shell = matches!(program, "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh" | "busybox");
+    let shell = matches!(
+        program,
+        "sh" | "bash" | "ash" | "dash" | "zsh" | "ksh" | "busybox"
+    );
     if shell && (exec.tty || exec.interactive) {
         found.push(("interactive_shell", Severity::Medium));
     }
@@ -179,7 +181,10 @@ mod tests {
         );
         assert_eq!(mount_severity("/var", false, socket), Some(Severity::High));
         assert_eq!(mount_severity("/etc/", false, socket), Some(Severity::High));
-        assert_eq!(mount_severity("/etc/app", true, socket), Some(Severity::Medium));
+        assert_eq!(
+            mount_severity("/etc/app", true, socket),
+            Some(Severity::Medium)
+        );
         assert_eq!(mount_severity("/etc/app", false, socket), None);
         assert_eq!(mount_severity("/srv/data", true, socket), None);
         assert_eq!(mount_severity("/etcetera", true, socket), None);

@@ -22,7 +22,10 @@ const READ_BUF: usize = 4 * 1024;
 #[derive(Debug)]
 pub enum HttpError {
     /// Connecting, writing or reading failed.
-    Io { socket: PathBuf, error: std::io::Error },
+    Io {
+        socket: PathBuf,
+        error: std::io::Error,
+    },
     /// The response was not HTTP/1.x as expected.
     Malformed { socket: PathBuf, what: String },
     /// The body was larger than allowed (or than the memory budget leaves).
@@ -99,8 +102,8 @@ impl Stream {
             let before = head.len();
             head.extend_from_slice(&buf[..n]);
             if let Some(end) = find(&head, b"\r\n\r\n") {
-                let (status, framing) = parse_head(&head[..end])
-                    .map_err(|what| malformed(socket, &what))?;
+                let (status, framing) =
+                    parse_head(&head[..end]).map_err(|what| malformed(socket, &what))?;
                 // What followed the head in this read is the body's start.
                 let body_start = end + 4 - before;
                 let stream = Stream {
@@ -274,7 +277,8 @@ mod tests {
 
     #[test]
     fn heads_give_the_status_and_the_framing() {
-        let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked";
+        let head =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked";
         assert_eq!(parse_head(head), Ok((200, Framing::Chunked)));
         let head = b"HTTP/1.1 404 Not Found\r\ncontent-length: 12";
         assert_eq!(parse_head(head), Ok((404, Framing::Length(12))));

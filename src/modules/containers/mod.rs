@@ -12,11 +12,11 @@
 //! Memory is bounded by configuration, not by what the engine sends: one event buffer of
 //! `max_event_bytes`, one read buffer, one response body of at most `max_response_bytes`.
 
-mod config;
 #[cfg(feature = "containers")]
 pub mod api;
 #[cfg(feature = "containers")]
 pub mod body;
+mod config;
 #[cfg(feature = "containers")]
 pub mod findings;
 #[cfg(feature = "containers")]

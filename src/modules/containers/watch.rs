@@ -185,7 +185,11 @@ impl Watch {
     }
 
     /// Handles one line of the stream: parses, filters, deduplicates, enriches, reports.
-    pub async fn handle_line(&mut self, line: &[u8], ctx: &ModuleContext) -> Result<(), ModuleError> {
+    pub async fn handle_line(
+        &mut self,
+        line: &[u8],
+        ctx: &ModuleContext,
+    ) -> Result<(), ModuleError> {
         let mut event = match api::parse_event(line, &self.config) {
             Ok(event) => event,
             Err(error) => {
@@ -209,7 +213,11 @@ impl Watch {
     }
 
     /// Inspects what the event is about; returns the findings.
-    async fn enrich(&mut self, event: &mut EngineEvent, ctx: &ModuleContext) -> Vec<ContainerAlert> {
+    async fn enrich(
+        &mut self,
+        event: &mut EngineEvent,
+        ctx: &ModuleContext,
+    ) -> Vec<ContainerAlert> {
         if event.object != ObjectType::Container {
             return Vec::new();
         }

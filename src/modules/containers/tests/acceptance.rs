@@ -41,7 +41,9 @@ fn watching(engine: &Engine, account: &'static str) -> Harness {
 
 #[test]
 fn privileged_container_is_alerted() {
-    let Some(engine) = Engine::shared() else { return };
+    let Some(engine) = Engine::shared() else {
+        return;
+    };
     let mut module = watching(&engine, "containers-privileged");
     let name = unique("priv");
     // Created, not started: this machine's own sandbox refuses the capabilities a privileged
@@ -60,25 +62,42 @@ fn privileged_container_is_alerted() {
 
 #[test]
 fn sensitive_mount_is_alerted() {
-    let Some(engine) = Engine::shared() else { return };
+    let Some(engine) = Engine::shared() else {
+        return;
+    };
     let mut module = watching(&engine, "containers-mount");
     let name = unique("mount");
     let socket_bind = format!("{}:/var/run/docker.sock", engine.socket.display());
     engine.docker(&[
-        "create", "-v", "/etc:/host-etc:ro", "-v", &socket_bind, "--cap-add", "SYS_ADMIN",
-        "--name", &name, IMAGE,
+        "create",
+        "-v",
+        "/etc:/host-etc:ro",
+        "-v",
+        &socket_bind,
+        "--cap-add",
+        "SYS_ADMIN",
+        "--name",
+        &name,
+        IMAGE,
     ]);
     let mut seen = Vec::new();
     for (detail, severity) in [
         ("/etc:/host-etc:ro".to_string(), Severity::High),
-        (format!("{}:/var/run/docker.sock:rw", engine.socket.display()), Severity::Critical),
+        (
+            format!("{}:/var/run/docker.sock:rw", engine.socket.display()),
+            Severity::Critical,
+        ),
     ] {
         let found = module.wait_for(&format!("a mount alert for {detail}"), WAIT, |e| {
             alert(e).is_some_and(|a| {
                 a.rule == "sensitive_mount" && a.container_name == name && a.detail == detail
             })
         });
-        assert_eq!(alert(&found).map(|a| a.severity), Some(severity), "{detail}");
+        assert_eq!(
+            alert(&found).map(|a| a.severity),
+            Some(severity),
+            "{detail}"
+        );
         seen.push(found);
     }
     let cap = module.wait_for("the SYS_ADMIN alert", WAIT, |e| {
@@ -91,14 +110,27 @@ fn sensitive_mount_is_alerted() {
 
 #[test]
 fn exec_in_container_is_reported() {
-    let Some(engine) = Engine::shared() else { return };
+    let Some(engine) = Engine::shared() else {
+        return;
+    };
     let mut module = watching(&engine, "containers-exec");
     let name = unique("exec");
     engine.docker(&[
-        "run", "-d", "--network", "none", "--name", &name, IMAGE, "sleep", "60",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        IMAGE,
+        "sleep",
+        "60",
     ]);
     let output = engine.docker(&["exec", "-u", "1000", &name, "id", "-u"]);
-    assert_eq!(output, "1000", "the container runs (network none) and so does the exec");
+    assert_eq!(
+        output, "1000",
+        "the container runs (network none) and so does the exec"
+    );
     let found = module.wait_for("the exec_start event", WAIT, |e| {
         is(e, ObjectType::Container, "exec_start", &name)
     });
@@ -116,7 +148,9 @@ fn exec_in_container_is_reported() {
 
 #[test]
 fn image_network_volume_changes_are_reported() {
-    let Some(engine) = Engine::shared() else { return };
+    let Some(engine) = Engine::shared() else {
+        return;
+    };
     let mut module = watching(&engine, "containers-objects");
     let tag = format!("gwtest/{}:1", unique("img"));
     engine.import(&tag);
@@ -133,7 +167,15 @@ fn image_network_volume_changes_are_reported() {
     let name = unique("objects");
     let mount = format!("{volume}:/data");
     engine.docker(&[
-        "run", "--network", "none", "--name", &name, "-v", &mount, IMAGE, "true",
+        "run",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        "-v",
+        &mount,
+        IMAGE,
+        "true",
     ]);
     let id = engine.docker(&["inspect", "--format", "{{.Id}}", &name]);
     engine.docker(&["rm", &name]);
@@ -142,7 +184,9 @@ fn image_network_volume_changes_are_reported() {
     module.wait_for("image import", WAIT, |e| {
         engine_event(e).is_some_and(|e| e.object == ObjectType::Image && e.action == "import")
     });
-    module.wait_for("image tag", WAIT, |e| is(e, ObjectType::Image, "tag", &other));
+    module.wait_for("image tag", WAIT, |e| {
+        is(e, ObjectType::Image, "tag", &other)
+    });
     module.wait_for("image delete", WAIT, |e| {
         engine_event(e).is_some_and(|e| e.object == ObjectType::Image && e.action == "delete")
     });
@@ -171,14 +215,19 @@ fn image_network_volume_changes_are_reported() {
         engine_event(e).is_some_and(|e| e.object == ObjectType::Volume && e.action == "mount")
     });
     let attributes = engine_event(&mount).map(|e| e.attributes.clone()).unwrap();
-    assert!(attributes.contains(&("destination".into(), "/data".into())), "{attributes:?}");
+    assert!(
+        attributes.contains(&("destination".into(), "/data".into())),
+        "{attributes:?}"
+    );
     module.stop().unwrap();
 }
 
 #[test]
 fn engine_restart_is_survived() {
     // An engine of its own: stopping the shared one would disturb the other tests.
-    let Some(mut engine) = Engine::start() else { return };
+    let Some(mut engine) = Engine::start() else {
+        return;
+    };
     let mut module = watching(&engine, "containers-restart");
     let before = unique("before");
     engine.docker(&["create", "--name", &before, IMAGE]);
@@ -213,7 +262,9 @@ fn engine_restart_is_survived() {
 
 #[test]
 fn oversized_event_is_rejected_without_growth() {
-    let Some(engine) = Engine::shared() else { return };
+    let Some(engine) = Engine::shared() else {
+        return;
+    };
     let mut config = config_for(&engine.socket);
     config.max_event_bytes = 1024;
     let mut module = Harness::start(config, "containers-oversized", 1024);
@@ -246,7 +297,10 @@ fn oversized_event_is_rejected_without_growth() {
         is(e, ObjectType::Container, "create", &small)
     });
     assert!(
-        !module.log.iter().any(|e| is(e, ObjectType::Container, "create", &big)),
+        !module
+            .log
+            .iter()
+            .any(|e| is(e, ObjectType::Container, "create", &big)),
         "the oversized event is not reported as an event"
     );
     let now = crate::runtime::alloc::current_bytes(module.account);

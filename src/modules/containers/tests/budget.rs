@@ -13,7 +13,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const VERSION: &str = r#"{"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","Os":"linux"}"#;
+const VERSION: &str =
+    r#"{"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","Os":"linux"}"#;
 
 fn inspect(id: &str) -> String {
     format!(
@@ -25,8 +26,26 @@ const EXEC: &str = r#"{"ID":"e1","Running":true,"ProcessConfig":{"tty":false,"en
 
 /// Events in the life of one container.
 const LIFE: [&str; 20] = [
-    "create", "start", "exec_start: id -u", "kill", "die", "start", "kill", "die", "start",
-    "kill", "die", "start", "kill", "die", "start", "kill", "die", "start", "stop", "destroy",
+    "create",
+    "start",
+    "exec_start: id -u",
+    "kill",
+    "die",
+    "start",
+    "kill",
+    "die",
+    "start",
+    "kill",
+    "die",
+    "start",
+    "kill",
+    "die",
+    "start",
+    "kill",
+    "die",
+    "start",
+    "stop",
+    "destroy",
 ];
 
 /// The `n`-th event: containers that are created, run a command, restart a few times (which
@@ -35,7 +54,11 @@ fn event_line(n: u64) -> String {
     let life = LIFE.len() as u64;
     let id = format!("{:064x}", n / life);
     let action = LIFE[(n % life) as usize];
-    let extra = if n % life == 2 { r#""execID":"e1","# } else { "" };
+    let extra = if n % life == 2 {
+        r#""execID":"e1","#
+    } else {
+        ""
+    };
     format!(
         r#"{{"status":"{action}","id":"{id}","from":"gwtest/busybox:1","Type":"container","Action":"{action}","Actor":{{"ID":"{id}","Attributes":{{{extra}"image":"gwtest/busybox:1","name":"c-{n}"}}}},"scope":"local","time":1795848111,"timeNano":{}}}"#,
         1_795_848_111_000_000_000u64 + n
@@ -80,7 +103,11 @@ fn serve(conn: UnixStream, events: &(dyn Fn(&mut UnixStream) + Sync)) {
     } else if path.contains("/exec/") {
         respond(&mut conn, "200 OK", EXEC);
     } else {
-        respond(&mut conn, "404 Not Found", r#"{"message":"page not found"}"#);
+        respond(
+            &mut conn,
+            "404 Not Found",
+            r#"{"message":"page not found"}"#,
+        );
     }
 }
 
@@ -154,7 +181,9 @@ fn a_huge_event_is_skipped_with_the_memory_of_a_small_one() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("engine.sock");
     fake_engine(&socket, |conn| {
-        let mut huge = br#"{"Type":"container","Action":"create","Actor":{"ID":"x","Attributes":{"name":""#.to_vec();
+        let mut huge =
+            br#"{"Type":"container","Action":"create","Actor":{"ID":"x","Attributes":{"name":""#
+                .to_vec();
         huge.resize(8 << 20, b'x');
         huge.extend_from_slice(b"\"}}}\n");
         huge.extend_from_slice(event_line(0).as_bytes());
@@ -170,9 +199,11 @@ fn a_huge_event_is_skipped_with_the_memory_of_a_small_one() {
         rejected,
         ContainerEvent::EventRejected { bytes, rejected_total: 1, .. } if bytes > 8 << 20
     ));
-    module.wait_for("the event after it", Duration::from_secs(20), |e| {
-        matches!(e, ContainerEvent::Engine(e) if e.name.as_deref() == Some("c-0"))
-    });
+    module.wait_for(
+        "the event after it",
+        Duration::from_secs(20),
+        |e| matches!(e, ContainerEvent::Engine(e) if e.name.as_deref() == Some("c-0")),
+    );
     let peak = crate::runtime::alloc::peak_bytes(module.account);
     assert!(peak < budget / 2, "peak {peak} bytes for an 8 MiB event");
     module.stop().unwrap();

@@ -43,7 +43,8 @@ impl Engine {
     /// when `dockerd` is not installed and `CI` is not set.
     pub fn start() -> Option<Engine> {
         if !on_path("dockerd") || !on_path("docker") || !Path::new("/bin/busybox").exists() {
-            let why = "dockerd, docker or /bin/busybox is missing (scripts/ci-docker.sh installs them)";
+            let why =
+                "dockerd, docker or /bin/busybox is missing (scripts/ci-docker.sh installs them)";
             if std::env::var_os("CI").is_some() {
                 panic!("container engine tests cannot run: {why}");
             }
@@ -92,14 +93,20 @@ impl Engine {
                 "--shutdown-timeout=1",
             ])
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap_or_else(|e| panic!("dockerd log: {e}")))
+            .stdout(
+                log.try_clone()
+                    .unwrap_or_else(|e| panic!("dockerd log: {e}")),
+            )
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run dockerd: {e}"));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.pings() {
-            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             if exited.is_some() || Instant::now() > deadline {
                 let log = std::fs::read_to_string(d.join("dockerd.log")).unwrap_or_default();
                 let tail: String = log.lines().rev().take(15).collect::<Vec<_>>().join("\n");
@@ -117,7 +124,9 @@ impl Engine {
         let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
         let mut answer = [0u8; 64];
         conn.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_ok()
-            && conn.read(&mut answer).is_ok_and(|n| answer[..n].starts_with(b"HTTP/1.0 200"))
+            && conn
+                .read(&mut answer)
+                .is_ok_and(|n| answer[..n].starts_with(b"HTTP/1.0 200"))
     }
 
     /// Stops the engine and then restarts it on the same data root and socket.
@@ -213,9 +222,8 @@ impl Drop for Engine {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn signal(pid: i32, sig: i32) {

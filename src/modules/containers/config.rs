@@ -116,3 +116,30 @@ impl ContainersConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_every_key_parses() {
+        assert!(ContainersConfig::default().problems().is_empty());
+        let text = "enabled = true\nsocket = \"/run/podman/podman.sock\"\nmax_event_bytes = 4096\n\
+                    max_response_bytes = 65536\ninventory_interval_secs = 60\ninventory_max = 10\n\
+                    max_attributes = 8\nmax_attribute_bytes = 64\nreconnect_min_ms = 100\n\
+                    reconnect_max_ms = 5000\nrequest_timeout_secs = 5\nbudget_bytes = 262144\n";
+        let config: ContainersConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.socket, PathBuf::from("/run/podman/podman.sock"));
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+    }
+
+    #[test]
+    fn a_budget_smaller_than_its_buffers_is_a_problem() {
+        let config = ContainersConfig {
+            budget_bytes: 64 * 1024,
+            ..ContainersConfig::default()
+        };
+        let keys: Vec<String> = config.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["modules.containers.budget_bytes"]);
+    }
+}

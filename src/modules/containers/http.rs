@@ -182,9 +182,11 @@ pub async fn get(
         let mut body: Vec<u8> = Vec::new();
         loop {
             while let Some(data) = stream.decoded()? {
-                if body.len() + data.len() > max_body
-                    || memory.try_reserve(&mut body, data.len()).is_err()
-                {
+                let needed = body.len() + data.len();
+                // Grow by doubling (not by each read), never past the maximum.
+                let grow_to = needed.max(body.capacity() * 2).clamp(1024, max_body);
+                let additional = grow_to.max(needed) - body.len();
+                if needed > max_body || memory.try_reserve(&mut body, additional).is_err() {
                     return Err(HttpError::TooLarge {
                         target: target.to_string(),
                         limit: max_body,

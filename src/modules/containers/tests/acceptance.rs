@@ -314,3 +314,32 @@ fn oversized_event_is_rejected_without_growth() {
     engine.docker(&["rm", "-f", &big, &small]);
     module.stop().unwrap();
 }
+
+#[test]
+fn shell_with_a_terminal_in_container_is_alerted() {
+    let Some(engine) = Engine::shared() else {
+        return;
+    };
+    let mut module = watching(&engine, "containers-shell");
+    let name = unique("shell");
+    engine.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    engine.docker(&["exec", "-t", &name, "sh", "-c", "true"]);
+    let found = module.wait_for("an interactive shell alert", WAIT, |e| {
+        alert(e).is_some_and(|a| a.rule == "interactive_shell" && a.container_name == name)
+    });
+    let found = alert(&found).unwrap();
+    assert_eq!(found.severity, Severity::Medium);
+    assert_eq!(found.detail, "sh -c true");
+    engine.docker(&["rm", "-f", &name]);
+    module.stop().unwrap();
+}

@@ -40,16 +40,12 @@ impl Engine {
     }
 
     /// A new engine of the caller's own, with the test image imported. `None` (printing why)
-    /// when `dockerd` is not installed and `CI` is not set.
+    /// when `dockerd` is not installed or cannot start and `CI` is not set.
     pub fn start() -> Option<Engine> {
         if !on_path("dockerd") || !on_path("docker") || !Path::new("/bin/busybox").exists() {
-            let why =
-                "dockerd, docker or /bin/busybox is missing (scripts/ci-docker.sh installs them)";
-            if std::env::var_os("CI").is_some() {
-                panic!("container engine tests cannot run: {why}");
-            }
-            eprintln!("skipped: {why}");
-            return None;
+            return skip(
+                "dockerd, docker or /bin/busybox is missing (scripts/ci-docker.sh installs them)",
+            );
         }
         let dir = tempfile::Builder::new()
             .prefix("gwdk")
@@ -61,13 +57,15 @@ impl Engine {
             child: None,
             socket,
         };
-        engine.launch();
+        if let Err(why) = engine.launch() {
+            return skip(&why);
+        }
         engine.import_image();
         Some(engine)
     }
 
-    /// Starts `dockerd` and waits until `/_ping` answers.
-    fn launch(&mut self) {
+    /// Starts `dockerd` and waits until `/_ping` answers; or why not, with its last log lines.
+    fn launch(&mut self) -> Result<(), String> {
         let d = self.dir.path();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -99,7 +97,7 @@ impl Engine {
             )
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run dockerd: {e}"));
+            .map_err(|e| format!("cannot run dockerd: {e}"))?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.pings() {
@@ -110,10 +108,14 @@ impl Engine {
             if exited.is_some() || Instant::now() > deadline {
                 let log = std::fs::read_to_string(d.join("dockerd.log")).unwrap_or_default();
                 let tail: String = log.lines().rev().take(15).collect::<Vec<_>>().join("\n");
-                panic!("dockerd did not start ({exited:?}); last log lines, newest first:\n{tail}");
+                self.stop();
+                return Err(format!(
+                    "dockerd did not start ({exited:?}); last log lines, newest first:\n{tail}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     /// Whether the engine answers `GET /_ping`.
@@ -132,7 +134,9 @@ impl Engine {
     /// Stops the engine and then restarts it on the same data root and socket.
     pub fn restart(&mut self) {
         self.stop();
-        self.launch();
+        if let Err(why) = self.launch() {
+            panic!("the engine did not restart: {why}");
+        }
     }
 
     /// Runs the docker client against this engine; its standard output, or a panic with its
@@ -219,6 +223,15 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Without an engine the tests fail when `CI` is set, and are skipped (saying why) otherwise.
+fn skip(why: &str) -> Option<Engine> {
+    if std::env::var_os("CI").is_some() {
+        panic!("container engine tests cannot run: {why}");
+    }
+    eprintln!("skipped: {why}");
+    None
 }
 
 fn on_path(program: &str) -> bool {

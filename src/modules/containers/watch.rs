@@ -115,7 +115,7 @@ impl Recent {
 /// Recognises events already reported.
 #[derive(Debug, Clone, Default)]
 pub struct Dedupe {
-    /// Time of the newest reported event (nanoseconds since the epoch).
+    /// Time of the last reported event (nanoseconds since the epoch, the engine's clock).
     pub last_nano: u64,
     recent: Recent,
 }
@@ -133,18 +133,18 @@ impl Dedupe {
         dedupe
     }
 
-    /// Admits `event` unless it was seen (or is older than the replay window); returns the
-    /// cursor to store with it.
+    /// Admits `event` unless it was seen; returns the cursor to store with it.
+    ///
+    /// Only identity counts, not age: the engine replays from `since` inclusive, so a repeat has
+    /// the time of an event just reported, while an older time may be real (a gateway's clock
+    /// stepped back by NTP) and must not be dropped.
     pub fn admit(&mut self, event: &EngineEvent) -> Option<Vec<u8>> {
         let key = event_key(event);
-        // The engine replays from `since` inclusive; anything a second older is not a replay of
-        // ours but stale.
-        let stale = event.time_nano.saturating_add(1_000_000_000) < self.last_nano;
-        if stale || self.recent.contains(key) {
+        if self.recent.contains(key) {
             return None;
         }
         self.recent.insert(key);
-        self.last_nano = self.last_nano.max(event.time_nano);
+        self.last_nano = event.time_nano;
         let mut cursor = Vec::with_capacity(16);
         cursor.extend_from_slice(&event.time_nano.to_le_bytes());
         cursor.extend_from_slice(&key.to_le_bytes());
@@ -357,7 +357,7 @@ mod tests {
         assert!(resumed.admit(&event(5_000_000_007, "start")).is_none());
         assert!(resumed.admit(&event(5_000_000_007, "die")).is_some());
         assert!(resumed.admit(&event(9_000_000_000, "destroy")).is_some());
-        assert!(resumed.admit(&event(1_000_000_000, "create")).is_none());
+        assert!(resumed.admit(&event(9_000_000_000, "destroy")).is_none());
     }
 
     #[test]

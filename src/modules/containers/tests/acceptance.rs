@@ -343,3 +343,25 @@ fn shell_with_a_terminal_in_container_is_alerted() {
     engine.docker(&["rm", "-f", &name]);
     module.stop().unwrap();
 }
+
+#[test]
+fn the_api_version_is_negotiated_with_the_engine() {
+    let Some(engine) = Engine::shared() else {
+        return;
+    };
+    let module = watching(&engine, "containers-version");
+    let theirs = engine.docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    let connected = module.log.iter().find_map(|e| match e {
+        ContainerEvent::EngineConnected {
+            api_version,
+            engine_version,
+        } => Some((api_version.clone(), engine_version.clone())),
+        _ => None,
+    });
+    let (api_version, engine_version) = connected.expect("a connection event");
+    // The engine here (Debian's 20.10, API 1.41) is older than ours (1.52): its version is used.
+    let expected = super::super::api::negotiate(&theirs).expect("a supported engine");
+    assert_eq!(api_version, format!("{}.{}", expected.0, expected.1));
+    assert!(!engine_version.is_empty());
+    module.stop().unwrap();
+}

@@ -46,7 +46,7 @@ impl ContainerEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             ContainerEvent::Engine(e) => match e.object {
-                ObjectType::Container if e.exec.is_some() => "container.exec",
+                ObjectType::Container if e.action.starts_with("exec_") => "container.exec",
                 ObjectType::Container => "container.container",
                 ObjectType::Image => "container.image",
                 ObjectType::Network => "container.network",

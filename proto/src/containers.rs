@@ -46,7 +46,7 @@ impl ContainerEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             ContainerEvent::Engine(e) => match e.object {
-                ObjectType::Container if e.action.starts_with("exec_") => "container.exec",
+                ObjectType::Container if e.action.starts_with("exec") => "container.exec",
                 ObjectType::Container => "container.container",
                 ObjectType::Image => "container.image",
                 ObjectType::Network => "container.network",
@@ -93,7 +93,7 @@ pub struct EngineEvent {
     /// The other attributes (`exitCode`, `signal`, `container`, `destination`, labels…), at
     /// most the configured number, each value cut at the configured length.
     pub attributes: Vec<(String, String)>,
-    /// For `exec_create` / `exec_start`: what runs, as which user.
+    /// For `exec_create` / `exec_start` (podman: `exec`): what runs, as which user.
     pub exec: Option<ExecInfo>,
 }
 

@@ -133,8 +133,11 @@ pub struct Inspect {
     pub config: InspectConfig,
     #[serde(rename = "HostConfig")]
     pub host: HostConfig,
-    #[serde(rename = "Mounts")]
+    #[serde(rename = "Mounts", deserialize_with = "null_is_empty")]
     pub mounts: Vec<Mount>,
+    /// The container's execs, oldest first (podman's exec events do not name theirs).
+    #[serde(rename = "ExecIDs", deserialize_with = "null_is_empty")]
+    pub exec_ids: Vec<String>,
 }
 
 /// `Config` of an inspection.

@@ -44,6 +44,9 @@ pub fn is_reported(event: &EngineEvent) -> bool {
                 | "exec_create"
                 | "exec_start"
                 | "exec_die"
+                // podman's names for an exec and its end
+                | "exec"
+                | "exec_died"
         ),
         ObjectType::Image => matches!(
             action,
@@ -233,9 +236,9 @@ impl Watch {
                     }
                 }
             }
-            "exec_create" | "exec_start" => {
+            "exec_create" | "exec_start" | "exec" => {
                 let exec = self.exec_of(event, ctx).await;
-                let alerts = if event.action == "exec_start" {
+                let alerts = if event.action != "exec_create" {
                     exec_alerts(event, &exec)
                 } else {
                     Vec::new()
@@ -258,13 +261,20 @@ impl Watch {
     }
 
     /// The exec's details: inspected when the engine still knows it, else from the `Action`.
+    /// Docker names the exec in the event (`execID`); podman does not, so its container's
+    /// newest exec is taken.
     async fn exec_of(&self, event: &EngineEvent, ctx: &ModuleContext) -> ExecInfo {
-        let exec_id = event
+        let mut exec_id = event
             .attributes
             .iter()
             .find(|(k, _)| k == "execID")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
+        if exec_id.is_empty() {
+            if let Ok(inspect) = self.inspect_container(&event.id, ctx).await {
+                exec_id = inspect.exec_ids.last().cloned().unwrap_or_default();
+            }
+        }
         if !exec_id.is_empty() {
             let target = format!("{}/exec/{}/json", self.prefix, encode(&exec_id));
             let inspected = self.get(&target, ctx).await.and_then(|body| {

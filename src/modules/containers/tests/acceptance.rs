@@ -365,3 +365,45 @@ fn the_api_version_is_negotiated_with_the_engine() {
     assert!(!engine_version.is_empty());
     module.stop().unwrap();
 }
+
+#[test]
+fn podman_exec_and_privileged_container_are_reported() {
+    let Some(engine) = Engine::start_podman() else {
+        return;
+    };
+    let mut module = watching(&engine, "containers-podman");
+    let privileged = unique("podpriv");
+    engine.docker(&["create", "--privileged", "--name", &privileged, IMAGE]);
+    module.wait_for("a privileged alert", WAIT, |e| {
+        alert(e).is_some_and(|a| a.rule == "privileged" && a.container_name == privileged)
+    });
+    let name = unique("podexec");
+    engine.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(
+        engine.docker(&["exec", "-u", "1000", &name, "id", "-u"]),
+        "1000"
+    );
+    // podman reports an exec as `exec`, without naming it: the container's newest is inspected.
+    let found = module.wait_for("the exec event", WAIT, |e| {
+        is(e, ObjectType::Container, "exec", &name)
+    });
+    assert_eq!(found.kind(), "container.exec");
+    let exec = engine_event(&found)
+        .and_then(|e| e.exec.clone())
+        .expect("exec details");
+    assert_eq!(
+        (exec.command.as_slice(), exec.user.as_str()),
+        (&["id".to_string(), "-u".to_string()][..], "1000")
+    );
+    module.stop().unwrap();
+}

@@ -1,10 +1,12 @@
-//! A real Docker engine for the tests: `dockerd` started as a child process with its own data
+//! A real container engine for the tests: `dockerd` started as a child process with its own data
 //! root, exec root, socket and pid file in a temp dir, and without the host-wide networking it
-//! would otherwise set up (`docker0`, iptables, ip_forward), so several engines run side by side.
-//! Containers run with `--network none`. The image is a static busybox imported from a tarball
-//! (no registry is needed). Dropping the engine stops it, and its containerd, leaving nothing.
+//! would otherwise set up (`docker0`, iptables, ip_forward), so several engines run side by side;
+//! or podman's Docker-compatible service (`podman system service`) with its own root, run root,
+//! temp dir and configuration. Containers run with `--network none`. The image is a static busybox
+//! imported from a tarball (no registry is needed). Dropping the engine stops it, its containers
+//! and (for Docker) its containerd, leaving no process behind.
 //!
-//! Without `dockerd` the tests are skipped (printing why), unless `CI` is set: then they fail.
+//! Without the engine the tests are skipped (printing why), unless `CI` is set: then they fail.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -16,8 +18,16 @@ use std::time::{Duration, Instant};
 /// The image every engine gets (a static busybox, `CMD ["sh"]`).
 pub const IMAGE: &str = "gwtest/busybox:1";
 
+/// Which engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Docker,
+    Podman,
+}
+
 /// A running engine of the tests' own.
 pub struct Engine {
+    kind: Kind,
     dir: tempfile::TempDir,
     child: Option<Child>,
     /// The engine's API socket.
@@ -42,10 +52,23 @@ impl Engine {
     /// A new engine of the caller's own, with the test image imported. `None` (printing why)
     /// when `dockerd` is not installed or cannot start and `CI` is not set.
     pub fn start() -> Option<Engine> {
-        if !on_path("dockerd") || !on_path("docker") || !Path::new("/bin/busybox").exists() {
-            return skip(
-                "dockerd, docker or /bin/busybox is missing (scripts/ci-docker.sh installs them)",
-            );
+        Engine::start_kind(Kind::Docker)
+    }
+
+    /// A new podman service of the caller's own, as [`Engine::start`].
+    pub fn start_podman() -> Option<Engine> {
+        Engine::start_kind(Kind::Podman)
+    }
+
+    fn start_kind(kind: Kind) -> Option<Engine> {
+        let server = match kind {
+            Kind::Docker => "dockerd",
+            Kind::Podman => "podman",
+        };
+        if !on_path(server) || !on_path("docker") || !Path::new("/bin/busybox").exists() {
+            return skip(&format!(
+                "{server}, docker or /bin/busybox is missing (scripts/ci-docker.sh installs them)"
+            ));
         }
         let dir = tempfile::Builder::new()
             .prefix("gwdk")
@@ -53,6 +76,7 @@ impl Engine {
             .unwrap_or_else(|e| panic!("a temp dir for the engine: {e}"));
         let socket = dir.path().join("docker.sock");
         let mut engine = Engine {
+            kind,
             dir,
             child: None,
             socket,
@@ -64,7 +88,65 @@ impl Engine {
         Some(engine)
     }
 
-    /// Starts `dockerd` and waits until `/_ping` answers; or why not, with its last log lines.
+    /// The server's command line.
+    fn server(&self) -> Command {
+        let d = self.dir.path();
+        match self.kind {
+            Kind::Docker => {
+                let mut cmd = Command::new("dockerd");
+                cmd.arg("--data-root")
+                    .arg(d.join("data"))
+                    .arg("--exec-root")
+                    .arg(d.join("exec"))
+                    .arg("--pidfile")
+                    .arg(d.join("docker.pid"))
+                    .arg("-H")
+                    .arg(format!("unix://{}", self.socket.display()))
+                    .args([
+                        "--bridge=none",
+                        "--iptables=false",
+                        "--ip6tables=false",
+                        "--ip-forward=false",
+                        "--ip-masq=false",
+                        "--storage-driver=vfs",
+                        "--shutdown-timeout=1",
+                    ]);
+                cmd
+            }
+            Kind::Podman => {
+                let mut cmd = self.podman();
+                cmd.args(["system", "service", "--time=0"])
+                    .arg(format!("unix://{}", self.socket.display()));
+                cmd
+            }
+        }
+    }
+
+    /// The podman command with this engine's storage, run state and configuration.
+    fn podman(&self) -> Command {
+        let d = self.dir.path();
+        // What the platform notes found podman needs here: ulimits it may set, and runc.
+        let conf = d.join("containers.conf");
+        let text = "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1000:1000\"]\n\
+                    [engine]\nruntime = \"runc\"\n";
+        std::fs::write(&conf, text).unwrap_or_else(|e| panic!("{}: {e}", conf.display()));
+        let mut cmd = Command::new("podman");
+        cmd.env("CONTAINERS_CONF", conf)
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args([
+                "--storage-driver=vfs",
+                "--cgroup-manager=cgroupfs",
+                "--events-backend=file",
+            ]);
+        cmd
+    }
+
+    /// Starts the server and waits until `/_ping` answers; or why not, with its last log lines.
     fn launch(&mut self) -> Result<(), String> {
         let d = self.dir.path();
         let log = std::fs::OpenOptions::new()
@@ -72,24 +154,8 @@ impl Engine {
             .append(true)
             .open(d.join("dockerd.log"))
             .unwrap_or_else(|e| panic!("{}: {e}", d.join("dockerd.log").display()));
-        let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("docker.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--ip-forward=false",
-                "--ip-masq=false",
-                "--storage-driver=vfs",
-                "--shutdown-timeout=1",
-            ])
+        let child = self
+            .server()
             .stdin(Stdio::null())
             .stdout(
                 log.try_clone()
@@ -97,7 +163,7 @@ impl Engine {
             )
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("cannot run dockerd: {e}"))?;
+            .map_err(|e| format!("cannot run the {:?} engine: {e}", self.kind))?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.pings() {
@@ -110,7 +176,8 @@ impl Engine {
                 let tail: String = log.lines().rev().take(15).collect::<Vec<_>>().join("\n");
                 self.stop();
                 return Err(format!(
-                    "dockerd did not start ({exited:?}); last log lines, newest first:\n{tail}"
+                    "the {:?} engine did not start ({exited:?}); last log lines, newest first:\n{tail}",
+                    self.kind
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -192,11 +259,21 @@ impl Engine {
         self.import(IMAGE);
     }
 
-    /// Stops dockerd (SIGTERM, SIGKILL after 20 s) and the containerd it started.
+    /// Stops the engine (SIGTERM, SIGKILL after 20 s), its containers, and the containerd
+    /// dockerd started.
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        if self.kind == Kind::Podman {
+            // podman's containers live on (under conmon) without the service: remove them.
+            let _ = self
+                .podman()
+                .args(["rm", "--all", "--force", "--time", "0"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let containerd_pid = self.dir.path().join("exec/containerd/containerd.pid");
         let containerd = std::fs::read_to_string(&containerd_pid)
             .ok()
@@ -205,6 +282,10 @@ impl Engine {
         if !wait_exit(&mut child, Duration::from_secs(20)) {
             signal(child.id() as i32, libc::SIGKILL);
             let _ = child.wait();
+        }
+        // Whatever still names this engine's directory (podman's exec monitors, a shim) goes too.
+        for pid in processes_mentioning(self.dir.path()) {
+            signal(pid, libc::SIGKILL);
         }
         if let Some(pid) = containerd {
             // dockerd stops its containerd on the way out; make sure, without waiting forever.
@@ -237,6 +318,22 @@ fn skip(why: &str) -> Option<Engine> {
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Processes whose command line mentions `dir`.
+fn processes_mentioning(dir: &Path) -> Vec<i32> {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
 }
 
 fn signal(pid: i32, sig: i32) {

@@ -42,6 +42,8 @@ pub enum Payload {
     LogBatch(LogBatch),
     /// An action of the `response` module (active response) and its result. Boxed, as above.
     Response(Box<ResponseEvent>),
+    /// Container engine events, findings and inventory (`containers` module).
+    Container(crate::containers::ContainerEvent),
 }
 
 impl Payload {
@@ -57,6 +59,7 @@ impl Payload {
             Payload::Fim(f) => f.kind(),
             Payload::LogBatch(_) => "log.batch",
             Payload::Response(r) => r.outcome.kind(),
+            Payload::Container(c) => c.kind(),
         }
     }
 }

@@ -64,6 +64,12 @@ pub fn build(
             tap.clone(),
         )));
     }
+    #[cfg(feature = "containers")]
+    if config.modules.containers.enabled {
+        modules.push(Box::new(crate::modules::containers::Containers::new(
+            config.modules.containers.clone(),
+        )));
+    }
     let _ = (config, remote, responses, tap);
     modules
 }

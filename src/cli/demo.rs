@@ -113,6 +113,26 @@ fn agent_config(
     config.modules.response.enabled = cfg!(feature = "response");
     config.modules.response.dry_run = true;
     config.modules.response.rules = demo_response_rules();
+    // Containers only where an engine runs: the first of the usual sockets that exists.
+    let engine = [
+        "/var/run/docker.sock",
+        "/run/podman/podman.sock",
+        "/var/run/balena-engine.sock",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists());
+    match engine {
+        Some(socket) if cfg!(feature = "containers") => {
+            println!(
+                "         (containers: watching the engine at {})",
+                socket.display()
+            );
+            config.modules.containers.enabled = true;
+            config.modules.containers.socket = socket;
+        }
+        _ => println!("         (containers: skipped, no engine socket found)"),
+    }
     config
 }
 

@@ -248,4 +248,6 @@ pub struct ModulesConfig {
     pub fim: crate::modules::fim::FimConfig,
     /// `[modules.response]`
     pub response: crate::modules::response::ResponseConfig,
+    /// `[modules.containers]`
+    pub containers: crate::modules::containers::ContainersConfig,
 }

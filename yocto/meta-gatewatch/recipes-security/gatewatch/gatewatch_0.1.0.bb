@@ -41,6 +41,7 @@ PACKAGECONFIG[generator] = "--features generator,,"
 PACKAGECONFIG[inventory] = "--features inventory,,"
 PACKAGECONFIG[logcollector] = "--features logcollector,,"
 PACKAGECONFIG[sca] = "--features sca,,"
+PACKAGECONFIG[containers] = "--features containers,,"
 CARGO_BUILD_FLAGS:append = " --no-default-features ${PACKAGECONFIG_CONFARGS}"
 
 do_install() {

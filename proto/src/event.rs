@@ -35,6 +35,8 @@ pub enum Payload {
     Command(CommandEvent),
     /// File integrity monitoring (`fim` module).
     Fim(crate::fim::FimEvent),
+    /// Records read from cloud providers' security logs (`cloud` module).
+    Cloud(crate::cloud::CloudEvent),
 }
 
 impl Payload {
@@ -48,6 +50,7 @@ impl Payload {
             Payload::Log(_) => "log.line",
             Payload::Command(c) => c.kind(),
             Payload::Fim(f) => f.kind(),
+            Payload::Cloud(c) => c.kind(),
         }
     }
 }

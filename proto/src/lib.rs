@@ -16,6 +16,7 @@
 //! assert_eq!(back, hello);
 //! ```
 
+pub mod cloud;
 pub mod enroll;
 pub mod event;
 pub mod fim;

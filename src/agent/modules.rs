@@ -46,6 +46,12 @@ pub fn build(config: &Config, remote: RemoteReceiver) -> Vec<Box<dyn Module>> {
             config.modules.fim.clone(),
         )));
     }
+    #[cfg(feature = "cloud")]
+    if config.modules.cloud.enabled {
+        modules.push(Box::new(crate::modules::cloud::Cloud::new(
+            config.modules.cloud.clone(),
+        )));
+    }
     let _ = (config, remote);
     modules
 }

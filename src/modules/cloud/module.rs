@@ -1,0 +1,104 @@
+//! The cloud task: every interval, poll each configured source in turn. A source that fails is
+//! logged and retried at the next round; it does not stop the others.
+
+use super::http::{HttpClient, Url};
+use super::{s3, timefmt, CloudConfig};
+use crate::runtime::{Module, ModuleContext, ModuleError, ModuleFuture};
+use std::time::Duration;
+
+/// The cloud module.
+pub struct Cloud {
+    config: CloudConfig,
+}
+
+impl Cloud {
+    /// A cloud module with the given settings.
+    pub fn new(config: CloudConfig) -> Self {
+        Cloud { config }
+    }
+
+    async fn run_inner(&mut self, ctx: &ModuleContext) -> Result<(), ModuleError> {
+        let problems = problems(&self.config);
+        if !problems.is_empty() {
+            return Err(ModuleError(problems.join("; ")));
+        }
+        let mut http = HttpClient::new(
+            self.config.ca_file.clone(),
+            ctx.memory().clone(),
+            Duration::from_secs(self.config.timeout_secs.max(1)),
+        );
+        let today = timefmt::now_secs() / 86_400 * 86_400;
+        let interval = Duration::from_secs(self.config.interval_secs.max(1));
+        loop {
+            self.round(&mut http, ctx, today).await;
+            if !ctx.sleep(interval).await {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One poll of every source.
+    async fn round(&self, http: &mut HttpClient, ctx: &ModuleContext, today: u64) {
+        let max = self.config.max_object_bytes;
+        for source in &self.config.s3 {
+            let first_day = first_day(source.only_logs_after.as_deref(), today);
+            let result = s3::poll(source, http, ctx, max, first_day).await;
+            report("s3", &source.name, result);
+            if ctx.stopping() {
+                return;
+            }
+        }
+    }
+}
+
+/// The first day read without a marker: `only_logs_after`, else the day the module started.
+fn first_day(only_logs_after: Option<&str>, today: u64) -> u64 {
+    only_logs_after
+        .and_then(timefmt::parse_day)
+        .unwrap_or(today)
+}
+
+fn report(kind: &str, name: &str, result: Result<u64, ModuleError>) {
+    match result {
+        Ok(0) => {}
+        Ok(n) => log::info!("cloud: {kind} `{name}`: {n} records"),
+        Err(e) => log::warn!("cloud: {kind} `{name}`: {e}"),
+    }
+}
+
+/// What is wrong with `config`, each naming its key.
+pub fn problems(config: &CloudConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut endpoint = |key: String, url: Option<&str>| {
+        if let Some(url) = url {
+            if let Err(e) = Url::parse(url) {
+                out.push(format!("{key}: {e}"));
+            }
+        }
+    };
+    for (i, s) in config.s3.iter().enumerate() {
+        endpoint(format!("modules.cloud.s3[{i}].endpoint"), s.endpoint.as_deref());
+    }
+    for (i, s) in config.s3.iter().enumerate() {
+        if s.only_logs_after.as_deref().is_some_and(|d| timefmt::parse_day(d).is_none()) {
+            out.push(format!(
+                "modules.cloud.s3[{i}].only_logs_after: give a day as YYYY-MM-DD"
+            ));
+        }
+    }
+    out
+}
+
+impl Module for Cloud {
+    fn name(&self) -> &'static str {
+        "cloud"
+    }
+
+    fn budget_bytes(&self) -> usize {
+        self.config.budget_bytes
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a ModuleContext) -> ModuleFuture<'a> {
+        Box::pin(self.run_inner(ctx))
+    }
+}

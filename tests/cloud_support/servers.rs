@@ -1,0 +1,1 @@
+//! In-repo HTTP test servers (filled in by the API tests).

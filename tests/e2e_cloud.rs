@@ -1,0 +1,234 @@
+//! Cloud module against real emulators: AWS S3 served by moto's server, Azure Storage by
+//! Azurite, each started by the test on a free loopback port (installed by
+//! `scripts/ci-cloud.sh`). The CloudTrail test runs the real agent binary against the real
+//! manager; the others run the module on the executor with the harness in `cloud_support`.
+
+mod cloud_support;
+mod module_support;
+
+use cloud_support::{gzip, http, records, run_module, Cursors};
+use gatewatch::modules::cloud::{CloudConfig, S3Kind, S3Source, Secret};
+use gatewatch_proto::cloud::{CloudEvent, CloudProvider};
+use module_support::{free_port, start_manager, wait_for, Agent};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "eu-west-1";
+
+/// Creates `bucket` in moto.
+fn create_bucket(port: u16, bucket: &str) {
+    let (status, body) = http(port, "PUT", &format!("/{bucket}"), &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+/// Puts one object into moto.
+fn put_object(port: u16, bucket: &str, key: &str, data: &[u8]) {
+    let (status, body) = http(port, "PUT", &format!("/{bucket}/{key}"), &[], data);
+    assert_eq!(status, 200, "{key}: {}", String::from_utf8_lossy(&body));
+}
+
+/// A CloudTrail log file (gzip JSON) of `n` records with ids `file-i`.
+fn cloudtrail_file(file: usize, n: usize) -> Vec<u8> {
+    let records: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"eventVersion":"1.08","eventTime":"2026-11-28T06:{file:02}:{i:02}Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"{REGION}","eventID":"{file}-{i}","recipientAccountId":"{ACCOUNT}"}}"#
+            )
+        })
+        .collect();
+    gzip(format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes())
+}
+
+fn cloudtrail_key(day: u32, file: usize) -> String {
+    format!(
+        "AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2026/11/{day:02}/{ACCOUNT}_CloudTrail_{REGION}_20261128T06{file:02}Z_x.json.gz"
+    )
+}
+
+fn s3_source(endpoint: &str, name: &str, kind: S3Kind, bucket: &str) -> S3Source {
+    S3Source {
+        name: name.into(),
+        kind,
+        bucket: bucket.into(),
+        prefix: String::new(),
+        accounts: Vec::new(),
+        regions: Vec::new(),
+        only_logs_after: Some("2026-11-28".into()),
+        endpoint: Some(endpoint.into()),
+        region: "us-east-1".into(),
+        access_key_id: "testing".into(),
+        secret_access_key: Secret("testing".into()),
+        session_token: None,
+    }
+}
+
+fn config() -> CloudConfig {
+    CloudConfig {
+        enabled: true,
+        interval_secs: 1,
+        ..CloudConfig::default()
+    }
+}
+
+/// The `eventID`s of the CloudTrail records in manager events.
+fn event_ids(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| e["Cloud"]["Record"]["record"].as_str())
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .filter_map(|r| r["eventID"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn cloudtrail_records_from_s3_once() {
+    let Some(moto) = cloud_support::moto() else {
+        return;
+    };
+    create_bucket(moto.port, "trail");
+    // A file of the day before `only_logs_after`: never read.
+    put_object(moto.port, "trail", &cloudtrail_key(27, 0), &cloudtrail_file(0, 3));
+    for file in 1..=3 {
+        put_object(moto.port, "trail", &cloudtrail_key(28, file), &cloudtrail_file(file, 3));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manager = start_manager(&dir.path().join("manager"), free_port(), free_port());
+    let feed = manager.subscribe();
+    let modules = format!(
+        "[modules.cloud]\nenabled = true\ninterval_secs = 1\n\n[[modules.cloud.s3]]\nname = \"trail\"\ntype = \"cloudtrail\"\nbucket = \"trail\"\nonly_logs_after = \"2026-11-28\"\nendpoint = \"{}\"\naccess_key_id = \"testing\"\nsecret_access_key = \"testing\"\n",
+        moto.url()
+    );
+    let mut agent = Agent::start(&dir.path().join("agent"), &manager, &modules);
+    agent.wait_enrolled();
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    let collect = |seen: &mut Vec<serde_json::Value>| {
+        while let Ok(event) = feed.try_recv() {
+            if event.kind == "cloud.record" {
+                seen.push(serde_json::from_str(&event.payload_json).unwrap());
+            }
+        }
+    };
+    wait_for(Duration::from_secs(60), "the first three files", || {
+        collect(&mut seen);
+        (event_ids(&seen).len() >= 9).then_some(())
+    });
+    // Stopped between files; three more arrive while it is down.
+    agent.stop();
+    for file in 4..=6 {
+        put_object(moto.port, "trail", &cloudtrail_key(28, file), &cloudtrail_file(file, 3));
+    }
+    agent.spawn();
+    wait_for(Duration::from_secs(60), "all six files", || {
+        collect(&mut seen);
+        (event_ids(&seen).len() >= 18).then_some(())
+    });
+    // A few more polls: nothing is read again.
+    std::thread::sleep(Duration::from_secs(3));
+    collect(&mut seen);
+    let ids = event_ids(&seen);
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for id in &ids {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    assert_eq!(ids.len(), 18, "each record once: {counts:?}");
+    assert!(counts.values().all(|&n| n == 1));
+    assert!(!counts.contains_key("0-0"), "the day before only_logs_after is not read");
+    let first = &seen[0]["Cloud"]["Record"];
+    assert_eq!(first["provider"], "Aws");
+    assert_eq!(first["service"], "cloudtrail");
+    assert_eq!(first["account"], ACCOUNT);
+    assert_eq!(first["region"], REGION);
+    assert!(first["source"].as_str().unwrap().starts_with("trail/AWSLogs/"));
+    agent.stop();
+    manager.shutdown();
+}
+
+#[test]
+fn restart_inside_an_object_resumes_after_the_last_record() {
+    let Some(moto) = cloud_support::moto() else {
+        return;
+    };
+    create_bucket(moto.port, "trail");
+    for file in 1..=2 {
+        put_object(moto.port, "trail", &cloudtrail_key(28, file), &cloudtrail_file(file, 5));
+    }
+    let mut config = config();
+    config.s3.push(s3_source(&moto.url(), "trail", S3Kind::Cloudtrail, "trail"));
+    let cursors = Cursors::default();
+    let timeout = Duration::from_secs(30);
+    // Stopped after 7 records: inside the second file.
+    let first = run_module(config.clone(), &cursors, timeout, |e| records(e).len() >= 7);
+    let second = run_module(config, &cursors, Duration::from_secs(3), |e| {
+        records(e).len() + records(&first).len() >= 10
+    });
+    let mut times: Vec<String> = records(&first)
+        .iter()
+        .chain(records(&second).iter())
+        .map(|r| r.time.clone().unwrap())
+        .collect();
+    let read = times.len();
+    times.sort();
+    times.dedup();
+    assert_eq!((read, times.len()), (10, 10), "every record exactly once");
+}
+
+#[test]
+fn guardduty_findings_from_s3() {
+    let Some(moto) = cloud_support::moto() else {
+        return;
+    };
+    create_bucket(moto.port, "findings");
+    let findings: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                r#"{{"schemaVersion":"2.0","accountId":"{ACCOUNT}","region":"{REGION}","id":"f{i}","type":"UnauthorizedAccess:EC2/SSHBruteForce","severity":5,"updatedAt":"2026-11-28T07:0{i}:00.000Z"}}"#
+            )
+        })
+        .collect();
+    let key = format!("AWSLogs/{ACCOUNT}/GuardDuty/{REGION}/2026/11/28/a1b2c3.jsonl.gz");
+    put_object(moto.port, "findings", &key, &gzip(findings.join("\n").as_bytes()));
+    let mut config = config();
+    config.s3.push(s3_source(&moto.url(), "gd", S3Kind::Guardduty, "findings"));
+    let cursors = Cursors::default();
+    let events = run_module(config.clone(), &cursors, Duration::from_secs(30), |e| {
+        records(e).len() >= 4
+    });
+    let found = records(&events);
+    assert_eq!(found.len(), 4);
+    for (i, record) in found.iter().enumerate() {
+        assert_eq!(record.provider, CloudProvider::Aws);
+        assert_eq!(record.service, "guardduty");
+        assert_eq!((record.account.as_str(), record.region.as_str()), (ACCOUNT, REGION));
+        assert_eq!(record.time.as_deref(), Some(&*format!("2026-11-28T07:0{i}:00.000Z")));
+        let finding: serde_json::Value = serde_json::from_str(&record.record).unwrap();
+        assert_eq!(finding["id"], format!("f{i}"));
+    }
+    let again = run_module(config, &cursors, Duration::from_secs(3), |_| false);
+    assert!(again.is_empty(), "read once: {again:?}");
+}
+
+#[test]
+fn oversized_object_is_reported_skipped_and_passed() {
+    let Some(moto) = cloud_support::moto() else {
+        return;
+    };
+    create_bucket(moto.port, "logs");
+    put_object(moto.port, "logs", "app/a.json", &vec![b' '; 5000]);
+    put_object(moto.port, "logs", "app/b.json", br#"{"n":1}"#);
+    let mut config = config();
+    config.max_object_bytes = 4096;
+    let mut source = s3_source(&moto.url(), "custom", S3Kind::Custom, "logs");
+    source.prefix = "app/".into();
+    source.only_logs_after = None;
+    config.s3.push(source);
+    let events = run_module(config, &Cursors::default(), Duration::from_secs(30), |e| {
+        e.len() >= 2
+    });
+    assert!(
+        matches!(&events[0], CloudEvent::Skipped { source, reason, .. }
+            if source == "logs/app/a.json" && reason.contains("4096")),
+        "{events:?}"
+    );
+    assert_eq!(records(&events)[0].record, r#"{"n":1}"#);
+}

@@ -7,7 +7,8 @@ mod cloud_support;
 mod module_support;
 
 use cloud_support::{gzip, http, records, run_module, Cursors};
-use gatewatch::modules::cloud::{CloudConfig, S3Kind, S3Source, Secret};
+use gatewatch::modules::cloud::azure;
+use gatewatch::modules::cloud::{AzureBlobSource, CloudConfig, S3Kind, S3Source, Secret};
 use gatewatch_proto::cloud::{CloudEvent, CloudProvider};
 use module_support::{free_port, start_manager, wait_for, Agent};
 use std::collections::HashMap;
@@ -88,9 +89,19 @@ fn cloudtrail_records_from_s3_once() {
     };
     create_bucket(moto.port, "trail");
     // A file of the day before `only_logs_after`: never read.
-    put_object(moto.port, "trail", &cloudtrail_key(27, 0), &cloudtrail_file(0, 3));
+    put_object(
+        moto.port,
+        "trail",
+        &cloudtrail_key(27, 0),
+        &cloudtrail_file(0, 3),
+    );
     for file in 1..=3 {
-        put_object(moto.port, "trail", &cloudtrail_key(28, file), &cloudtrail_file(file, 3));
+        put_object(
+            moto.port,
+            "trail",
+            &cloudtrail_key(28, file),
+            &cloudtrail_file(file, 3),
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let manager = start_manager(&dir.path().join("manager"), free_port(), free_port());
@@ -116,7 +127,12 @@ fn cloudtrail_records_from_s3_once() {
     // Stopped between files; three more arrive while it is down.
     agent.stop();
     for file in 4..=6 {
-        put_object(moto.port, "trail", &cloudtrail_key(28, file), &cloudtrail_file(file, 3));
+        put_object(
+            moto.port,
+            "trail",
+            &cloudtrail_key(28, file),
+            &cloudtrail_file(file, 3),
+        );
     }
     agent.spawn();
     wait_for(Duration::from_secs(60), "all six files", || {
@@ -133,13 +149,19 @@ fn cloudtrail_records_from_s3_once() {
     }
     assert_eq!(ids.len(), 18, "each record once: {counts:?}");
     assert!(counts.values().all(|&n| n == 1));
-    assert!(!counts.contains_key("0-0"), "the day before only_logs_after is not read");
+    assert!(
+        !counts.contains_key("0-0"),
+        "the day before only_logs_after is not read"
+    );
     let first = &seen[0]["Cloud"]["Record"];
     assert_eq!(first["provider"], "Aws");
     assert_eq!(first["service"], "cloudtrail");
     assert_eq!(first["account"], ACCOUNT);
     assert_eq!(first["region"], REGION);
-    assert!(first["source"].as_str().unwrap().starts_with("trail/AWSLogs/"));
+    assert!(first["source"]
+        .as_str()
+        .unwrap()
+        .starts_with("trail/AWSLogs/"));
     agent.stop();
     manager.shutdown();
 }
@@ -151,10 +173,17 @@ fn restart_inside_an_object_resumes_after_the_last_record() {
     };
     create_bucket(moto.port, "trail");
     for file in 1..=2 {
-        put_object(moto.port, "trail", &cloudtrail_key(28, file), &cloudtrail_file(file, 5));
+        put_object(
+            moto.port,
+            "trail",
+            &cloudtrail_key(28, file),
+            &cloudtrail_file(file, 5),
+        );
     }
     let mut config = config();
-    config.s3.push(s3_source(&moto.url(), "trail", S3Kind::Cloudtrail, "trail"));
+    config
+        .s3
+        .push(s3_source(&moto.url(), "trail", S3Kind::Cloudtrail, "trail"));
     let cursors = Cursors::default();
     let timeout = Duration::from_secs(30);
     // Stopped after 7 records: inside the second file.
@@ -187,9 +216,16 @@ fn guardduty_findings_from_s3() {
         })
         .collect();
     let key = format!("AWSLogs/{ACCOUNT}/GuardDuty/{REGION}/2026/11/28/a1b2c3.jsonl.gz");
-    put_object(moto.port, "findings", &key, &gzip(findings.join("\n").as_bytes()));
+    put_object(
+        moto.port,
+        "findings",
+        &key,
+        &gzip(findings.join("\n").as_bytes()),
+    );
     let mut config = config();
-    config.s3.push(s3_source(&moto.url(), "gd", S3Kind::Guardduty, "findings"));
+    config
+        .s3
+        .push(s3_source(&moto.url(), "gd", S3Kind::Guardduty, "findings"));
     let cursors = Cursors::default();
     let events = run_module(config.clone(), &cursors, Duration::from_secs(30), |e| {
         records(e).len() >= 4
@@ -199,8 +235,14 @@ fn guardduty_findings_from_s3() {
     for (i, record) in found.iter().enumerate() {
         assert_eq!(record.provider, CloudProvider::Aws);
         assert_eq!(record.service, "guardduty");
-        assert_eq!((record.account.as_str(), record.region.as_str()), (ACCOUNT, REGION));
-        assert_eq!(record.time.as_deref(), Some(&*format!("2026-11-28T07:0{i}:00.000Z")));
+        assert_eq!(
+            (record.account.as_str(), record.region.as_str()),
+            (ACCOUNT, REGION)
+        );
+        assert_eq!(
+            record.time.as_deref(),
+            Some(&*format!("2026-11-28T07:0{i}:00.000Z"))
+        );
         let finding: serde_json::Value = serde_json::from_str(&record.record).unwrap();
         assert_eq!(finding["id"], format!("f{i}"));
     }
@@ -231,4 +273,199 @@ fn oversized_object_is_reported_skipped_and_passed() {
         "{events:?}"
     );
     assert_eq!(records(&events)[0].record, r#"{"n":1}"#);
+}
+
+/// Azurite's well-known development account.
+const AZ_ACCOUNT: &str = "devstoreaccount1";
+const AZ_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A Shared Key signed PUT to Azurite (`rest`: container and blob path, encoded).
+fn azure_put(port: u16, rest: &str, query: &[(&str, &str)], extra: &[(&str, &str)], body: &[u8]) {
+    let path = format!("/{AZ_ACCOUNT}/{rest}");
+    let date = gatewatch::modules::cloud::timefmt::http_date(
+        gatewatch::modules::cloud::timefmt::now_secs(),
+    );
+    let mut headers: Vec<(&str, &str)> =
+        vec![("x-ms-date", &date), ("x-ms-version", azure::API_VERSION)];
+    headers.extend_from_slice(extra);
+    let auth = azure::shared_key(
+        AZ_ACCOUNT,
+        AZ_KEY,
+        "PUT",
+        &path,
+        query,
+        &headers,
+        body.len(),
+    )
+    .unwrap();
+    headers.push(("Authorization", &auth));
+    let target = match query.is_empty() {
+        true => path,
+        false => format!(
+            "{path}?{}",
+            query
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        ),
+    };
+    let (status, answer) = http(port, "PUT", &target, &headers, body);
+    assert!(
+        status == 201,
+        "{target}: HTTP {status}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+fn sign_in_lines(from: usize, n: usize) -> Vec<u8> {
+    (from..from + n)
+        .map(|i| {
+            format!(
+                "{{\"time\":\"2026-11-28T06:{i:02}:00Z\",\"category\":\"SignInLogs\",\"operationName\":\"Sign-in activity\",\"correlationId\":\"c{i}\"}}\n"
+            )
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn blob_path(hour: u32) -> String {
+    format!("resourceId=/TENANTS/T1/PROVIDERS/MICROSOFT.AADIAM/y=2026/m=11/d=28/h={hour:02}/m=00/PT1H.json")
+}
+
+fn azure_source(emulator: &cloud_support::Emulator) -> AzureBlobSource {
+    AzureBlobSource {
+        name: "signins".into(),
+        account: AZ_ACCOUNT.into(),
+        container: "insights-logs-signinlogs".into(),
+        prefix: "resourceId=/".into(),
+        service: "signin_logs".into(),
+        endpoint: Some(format!("{}/{AZ_ACCOUNT}", emulator.url())),
+        shared_key: Some(Secret(AZ_KEY.into())),
+        sas_token: None,
+        only_logs_after: None,
+    }
+}
+
+fn correlation_ids(events: &[CloudEvent]) -> Vec<String> {
+    records(events)
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.record).unwrap();
+            v["correlationId"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn azure_blob_logs_once() {
+    let Some(azurite) = cloud_support::azurite() else {
+        return;
+    };
+    let port = azurite.port;
+    let container = "insights-logs-signinlogs";
+    azure_put(port, container, &[("restype", "container")], &[], b"");
+    let block = [("x-ms-blob-type", "BlockBlob")];
+    let append = [("x-ms-blob-type", "AppendBlob")];
+    let enc = |hour| blob_path(hour).replace('=', "%3D");
+    azure_put(
+        port,
+        &format!("{container}/{}", enc(5)),
+        &[],
+        &block,
+        &sign_in_lines(0, 2),
+    );
+    // The current hour's blob is an append blob that grows while the hour lasts.
+    azure_put(port, &format!("{container}/{}", enc(6)), &[], &append, b"");
+    let comp = [("comp", "appendblock")];
+    azure_put(
+        port,
+        &format!("{container}/{}", enc(6)),
+        &comp,
+        &[],
+        &sign_in_lines(2, 2),
+    );
+    let mut config = config();
+    config.azure_blob.push(azure_source(&azurite));
+    let cursors = Cursors::default();
+    let timeout = Duration::from_secs(30);
+    let first = run_module(config.clone(), &cursors, timeout, |e| records(e).len() >= 4);
+    assert_eq!(correlation_ids(&first), ["c0", "c1", "c2", "c3"]);
+    let record = records(&first)[0];
+    assert_eq!(record.provider, CloudProvider::Azure);
+    assert_eq!(record.service, "signin_logs");
+    assert_eq!(record.account, AZ_ACCOUNT);
+    assert_eq!(record.time.as_deref(), Some("2026-11-28T06:00:00Z"));
+    assert_eq!(record.source, format!("{container}/{}", blob_path(5)));
+
+    azure_put(
+        port,
+        &format!("{container}/{}", enc(6)),
+        &comp,
+        &[],
+        &sign_in_lines(4, 1),
+    );
+    azure_put(
+        port,
+        &format!("{container}/{}", enc(7)),
+        &[],
+        &block,
+        &sign_in_lines(5, 1),
+    );
+    let second = run_module(config.clone(), &cursors, timeout, |e| records(e).len() >= 2);
+    assert_eq!(correlation_ids(&second), ["c4", "c5"], "only what is new");
+    let third = run_module(config, &cursors, Duration::from_secs(3), |_| false);
+    assert!(third.is_empty(), "nothing twice: {third:?}");
+}
+
+/// An account SAS (version 2019-12-12) for blobs: read and list on everything.
+fn account_sas() -> String {
+    use base64ct::{Base64, Encoding};
+    let (sp, ss, srt, se, sv) = ("rl", "b", "sco", "2099-01-01T00:00:00Z", "2019-12-12");
+    let to_sign = format!("{AZ_ACCOUNT}\n{sp}\n{ss}\n{srt}\n\n{se}\n\n\n{sv}\n");
+    let key = Base64::decode_vec(AZ_KEY).unwrap();
+    let sig = Base64::encode_string(&gatewatch::modules::cloud::sigv4::hmac(
+        &key,
+        to_sign.as_bytes(),
+    ));
+    let enc = |s: &str| gatewatch::modules::cloud::http::url::encode(s, false);
+    format!(
+        "sv={sv}&ss={ss}&srt={srt}&sp={sp}&se={}&sig={}",
+        enc(se),
+        enc(&sig)
+    )
+}
+
+#[test]
+fn azure_blob_sas_token_is_accepted() {
+    let Some(azurite) = cloud_support::azurite() else {
+        return;
+    };
+    let container = "insights-logs-signinlogs";
+    azure_put(
+        azurite.port,
+        container,
+        &[("restype", "container")],
+        &[],
+        b"",
+    );
+    let name = blob_path(5).replace('=', "%3D");
+    let block = [("x-ms-blob-type", "BlockBlob")];
+    azure_put(
+        azurite.port,
+        &format!("{container}/{name}"),
+        &[],
+        &block,
+        &sign_in_lines(0, 3),
+    );
+    let mut source = azure_source(&azurite);
+    source.shared_key = None;
+    source.sas_token = Some(Secret(format!("?{}", account_sas())));
+    let mut config = config();
+    config.azure_blob.push(source);
+    let events = run_module(config, &Cursors::default(), Duration::from_secs(30), |e| {
+        records(e).len() >= 3
+    });
+    assert_eq!(correlation_ids(&events), ["c0", "c1", "c2"]);
 }

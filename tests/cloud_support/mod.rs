@@ -107,7 +107,12 @@ pub fn moto() -> Option<Emulator> {
     )?;
     let port = free_port();
     let dir = tempfile::tempdir().expect("moto dir");
-    let args = ["-H".to_string(), "127.0.0.1".into(), "-p".into(), port.to_string()];
+    let args = [
+        "-H".to_string(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+    ];
     Some(Emulator::spawn(program, &args, port, dir))
 }
 

@@ -80,7 +80,10 @@ fn skip_header(data: &[u8]) -> Result<&[u8], String> {
     }
     for flag in [FNAME, FCOMMENT] {
         if flags & flag != 0 {
-            let end = data.get(at..).and_then(|d| memchr::memchr(0, d)).ok_or_else(truncated)?;
+            let end = data
+                .get(at..)
+                .and_then(|d| memchr::memchr(0, d))
+                .ok_or_else(truncated)?;
             at += end + 1;
         }
     }

@@ -12,6 +12,8 @@
 //! Nothing here holds more than one object (or one response page) at a time, and every buffer
 //! is bounded by `max_object_bytes` and the module's budget.
 
+#[cfg(feature = "cloud")]
+pub mod azure;
 mod config;
 #[cfg(feature = "cloud")]
 pub mod cursor;
@@ -35,8 +37,8 @@ pub mod timefmt;
 pub mod xml;
 
 pub use config::{
-    AadApp, AzureBlobSource, CloudConfig, GraphKind, GraphSource, LogAnalyticsSource,
-    PubSubSource, S3Kind, S3Source, Secret,
+    AadApp, AzureBlobSource, CloudConfig, GraphKind, GraphSource, LogAnalyticsSource, PubSubSource,
+    S3Kind, S3Source, Secret,
 };
 #[cfg(feature = "cloud")]
 pub use module::Cloud;
@@ -51,6 +53,9 @@ pub fn source_key(kind: &str, parts: &[&str]) -> String {
     if key.len() <= 100 {
         key
     } else {
-        format!("{kind}:{}", &hex::encode(Sha256::digest(key.as_bytes()))[..40])
+        format!(
+            "{kind}:{}",
+            &hex::encode(Sha256::digest(key.as_bytes()))[..40]
+        )
     }
 }

@@ -2,7 +2,7 @@
 //! logged and retried at the next round; it does not stop the others.
 
 use super::http::{HttpClient, Url};
-use super::{s3, timefmt, CloudConfig};
+use super::{azure, s3, timefmt, CloudConfig};
 use crate::runtime::{Module, ModuleContext, ModuleError, ModuleFuture};
 use std::time::Duration;
 
@@ -48,6 +48,13 @@ impl Cloud {
                 return;
             }
         }
+        for source in &self.config.azure_blob {
+            let result = azure::poll(source, http, ctx, max).await;
+            report("azure_blob", &source.name, result);
+            if ctx.stopping() {
+                return;
+            }
+        }
     }
 }
 
@@ -69,20 +76,37 @@ fn report(kind: &str, name: &str, result: Result<u64, ModuleError>) {
 /// What is wrong with `config`, each naming its key.
 pub fn problems(config: &CloudConfig) -> Vec<String> {
     let mut out = Vec::new();
-    let mut endpoint = |key: String, url: Option<&str>| {
-        if let Some(url) = url {
-            if let Err(e) = Url::parse(url) {
-                out.push(format!("{key}: {e}"));
-            }
+    let mut url = |key: String, url: Option<&str>| {
+        if let Some(Err(e)) = url.map(Url::parse) {
+            out.push(format!("{key}: {e}"));
         }
     };
     for (i, s) in config.s3.iter().enumerate() {
-        endpoint(format!("modules.cloud.s3[{i}].endpoint"), s.endpoint.as_deref());
+        url(
+            format!("modules.cloud.s3[{i}].endpoint"),
+            s.endpoint.as_deref(),
+        );
+    }
+    for (i, s) in config.azure_blob.iter().enumerate() {
+        url(
+            format!("modules.cloud.azure_blob[{i}].endpoint"),
+            s.endpoint.as_deref(),
+        );
     }
     for (i, s) in config.s3.iter().enumerate() {
-        if s.only_logs_after.as_deref().is_some_and(|d| timefmt::parse_day(d).is_none()) {
+        if s.only_logs_after
+            .as_deref()
+            .is_some_and(|d| timefmt::parse_day(d).is_none())
+        {
             out.push(format!(
                 "modules.cloud.s3[{i}].only_logs_after: give a day as YYYY-MM-DD"
+            ));
+        }
+    }
+    for (i, s) in config.azure_blob.iter().enumerate() {
+        if s.shared_key.is_none() && s.sas_token.is_none() {
+            out.push(format!(
+                "modules.cloud.azure_blob[{i}]: set shared_key or sas_token"
             ));
         }
     }

@@ -250,7 +250,10 @@ mod tests {
 
     #[test]
     fn json_lines_and_back_to_back_objects_are_records() {
-        assert_eq!(all("{\"a\":1}\n{\"b\":2}\n", None), ["{\"a\":1}", "{\"b\":2}"]);
+        assert_eq!(
+            all("{\"a\":1}\n{\"b\":2}\n", None),
+            ["{\"a\":1}", "{\"b\":2}"]
+        );
         assert_eq!(all("{\"a\":1}{\"b\":2}", None), ["{\"a\":1}", "{\"b\":2}"]);
         assert_eq!(all("[{\"a\":1}, {\"b\":2}]", None).len(), 2);
     }

@@ -27,7 +27,8 @@ impl<'a> Bucket<'a> {
             .endpoint
             .clone()
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", source.region));
-        let url = Url::parse(&endpoint).map_err(|e| format!("s3 `{}`: endpoint {e}", source.name))?;
+        let url =
+            Url::parse(&endpoint).map_err(|e| format!("s3 `{}`: endpoint {e}", source.name))?;
         Ok(Bucket { source, url, http })
     }
 
@@ -136,7 +137,9 @@ pub fn parse_listing(body: &str) -> Result<Page, String> {
                 modified: xml::text(c, "LastModified")
                     .and_then(|t| timefmt::parse_iso8601(&t))
                     .unwrap_or(0),
-                size: xml::text(c, "Size").and_then(|s| s.parse().ok()).unwrap_or(0),
+                size: xml::text(c, "Size")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
             })
         })
         .collect();
@@ -214,8 +217,8 @@ pub async fn poll(
                 header_prefix: (source.kind == S3Kind::Vpcflow).then_some("version "),
                 growing: false,
             };
-            sent += store::read_new_objects(&mut bucket, ctx, &scope, &origin(account, region))
-                .await?;
+            sent +=
+                store::read_new_objects(&mut bucket, ctx, &scope, &origin(account, region)).await?;
             if ctx.stopping() {
                 return Ok(sent);
             }

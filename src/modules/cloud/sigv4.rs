@@ -67,7 +67,10 @@ pub fn sign(
         .join("&");
     let mut headers: Vec<(String, String)> = vec![
         ("host".into(), req.host.to_string()),
-        ("x-amz-content-sha256".into(), req.payload_sha256.to_string()),
+        (
+            "x-amz-content-sha256".into(),
+            req.payload_sha256.to_string(),
+        ),
         ("x-amz-date".into(), stamp.clone()),
     ];
     if let Some(token) = creds.session_token {
@@ -147,7 +150,11 @@ mod tests {
         };
         let (target, headers) = sign(&req, creds, &[("Range", "bytes=0-9")]);
         assert_eq!(target, "/test.txt");
-        let auth = &headers.iter().find(|(n, _)| n == "authorization").unwrap().1;
+        let auth = &headers
+            .iter()
+            .find(|(n, _)| n == "authorization")
+            .unwrap()
+            .1;
         assert_eq!(
             auth,
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,\
@@ -175,6 +182,8 @@ mod tests {
         };
         let (target, headers) = sign(&req, creds, &[]);
         assert_eq!(target, "/b?list-type=2&prefix=AWSLogs%2F1%202%2F");
-        assert!(headers.iter().any(|(n, v)| n == "x-amz-security-token" && v == "t"));
+        assert!(headers
+            .iter()
+            .any(|(n, v)| n == "x-amz-security-token" && v == "t"));
     }
 }

@@ -160,7 +160,9 @@ async fn read_object(
     let data = match store.get(&object.name, scope.max_bytes).await {
         Ok(data) => data,
         Err(Fetch::Fail(why)) => return Err(ModuleError(format!("{source}: {why}"))),
-        Err(Fetch::Skip(why)) => return skipped(ctx, scope, origin, &object.name, source, why).await,
+        Err(Fetch::Skip(why)) => {
+            return skipped(ctx, scope, origin, &object.name, source, why).await
+        }
     };
     let data = if gzip::is_gzip(&data) {
         match gzip::gunzip(&data, scope.max_bytes, ctx.memory()) {
@@ -284,7 +286,10 @@ pub fn record_event(
         // A flow-log line becomes an object named by the header's fields.
         let mut object = serde_json::Map::new();
         for (name, value) in header.split_whitespace().zip(text.split_whitespace()) {
-            object.insert(name.to_string(), serde_json::Value::String(value.to_string()));
+            object.insert(
+                name.to_string(),
+                serde_json::Value::String(value.to_string()),
+            );
         }
         if let Some(start) = object.get("start").and_then(|v| v.as_str()) {
             time = start.parse().ok().map(timefmt::iso8601);

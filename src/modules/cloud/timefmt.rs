@@ -52,7 +52,8 @@ pub fn parse_day(text: &str) -> Option<u64> {
     let year: i64 = parts.next()?.parse().ok()?;
     let month: u32 = parts.next()?.parse().ok()?;
     let day: u32 = parts.next()?.parse().ok()?;
-    ((1..=12).contains(&month) && (1..=31).contains(&day)).then(|| to_secs(year, month, day, 0, 0, 0))
+    ((1..=12).contains(&month) && (1..=31).contains(&day))
+        .then(|| to_secs(year, month, day, 0, 0, 0))
 }
 
 /// ISO 8601 / RFC 3339 in UTC (`2026-11-28T06:40:29Z`).
@@ -99,7 +100,14 @@ pub fn parse_http_date(text: &str) -> Option<u64> {
     };
     let year: i64 = parts.next()?.parse().ok()?;
     let mut hms = parts.next()?.splitn(3, ':').map(|p| p.parse::<u32>().ok());
-    Some(to_secs(year, month, day, hms.next()??, hms.next()??, hms.next()??))
+    Some(to_secs(
+        year,
+        month,
+        day,
+        hms.next()??,
+        hms.next()??,
+        hms.next()??,
+    ))
 }
 
 /// The RFC 1123 date Azure wants in `x-ms-date`.
@@ -125,7 +133,10 @@ mod tests {
         assert_eq!(parse_iso8601("2026-11-28T06:40:29.000Z"), Some(secs));
         assert_eq!(http_date(secs), "Sat, 28 Nov 2026 06:40:29 GMT");
         assert_eq!(parse_http_date("Sat, 28 Nov 2026 06:40:29 GMT"), Some(secs));
-        assert_eq!(parse_day("2026-11-28"), Some(secs - 6 * 3600 - 40 * 60 - 29));
+        assert_eq!(
+            parse_day("2026-11-28"),
+            Some(secs - 6 * 3600 - 40 * 60 - 29)
+        );
         assert_eq!(parse_day("2026-13-01"), None);
     }
 }

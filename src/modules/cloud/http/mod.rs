@@ -50,7 +50,10 @@ pub struct Response {
 impl Response {
     /// The body as text (lossy), cut to `max` characters, for error messages.
     pub fn snippet(&self, max: usize) -> String {
-        String::from_utf8_lossy(&self.body).chars().take(max).collect()
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(max)
+            .collect()
     }
 }
 
@@ -83,7 +86,9 @@ impl std::fmt::Display for HttpError {
                 f,
                 "{peer}: a {wanted}-byte response body does not fit in the memory budget"
             ),
-            HttpError::Timeout { peer, after } => write!(f, "{peer}: no complete answer in {after:?}"),
+            HttpError::Timeout { peer, after } => {
+                write!(f, "{peer}: no complete answer in {after:?}")
+            }
             HttpError::Tls(reason) => f.write_str(reason),
         }
     }
@@ -154,7 +159,9 @@ async fn exchange(
     };
     let tcp = connect(url).await.map_err(io)?;
     let mut stream = match tls {
-        Some(config) => Stream::Tls(Box::new(tls::handshake(config, url, tcp).await.map_err(io)?)),
+        Some(config) => Stream::Tls(Box::new(
+            tls::handshake(config, url, tcp).await.map_err(io)?,
+        )),
         None => Stream::Plain(tcp),
     };
     let mut head = format!(
@@ -212,7 +219,9 @@ async fn read_response(
         }
         let n = read_some(stream, &mut chunk, peer).await?;
         if n == 0 {
-            return Err(protocol("connection closed before the response head".into()));
+            return Err(protocol(
+                "connection closed before the response head".into(),
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -251,7 +260,9 @@ async fn read_response(
             if framing == Framing::Close {
                 break;
             }
-            return Err(protocol("connection closed inside the response body".into()));
+            return Err(protocol(
+                "connection closed inside the response body".into(),
+            ));
         }
         if body.len() + n > raw_limit || scan.payload > max_body {
             return Err(HttpError::TooLarge {

@@ -18,11 +18,19 @@ mod config;
 #[cfg(feature = "cloud")]
 pub mod cursor;
 #[cfg(feature = "cloud")]
+pub mod graph;
+#[cfg(feature = "cloud")]
 pub mod gzip;
 #[cfg(feature = "cloud")]
 pub mod http;
 #[cfg(feature = "cloud")]
+pub mod log_analytics;
+#[cfg(feature = "cloud")]
 mod module;
+#[cfg(feature = "cloud")]
+pub mod oauth;
+#[cfg(feature = "cloud")]
+pub mod pubsub;
 #[cfg(feature = "cloud")]
 pub mod records;
 #[cfg(feature = "cloud")]

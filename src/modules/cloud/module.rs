@@ -2,19 +2,24 @@
 //! logged and retried at the next round; it does not stop the others.
 
 use super::http::{HttpClient, Url};
-use super::{azure, s3, timefmt, CloudConfig};
+use super::oauth::Tokens;
+use super::{azure, graph, log_analytics, pubsub, s3, timefmt, CloudConfig};
 use crate::runtime::{Module, ModuleContext, ModuleError, ModuleFuture};
 use std::time::Duration;
 
 /// The cloud module.
 pub struct Cloud {
     config: CloudConfig,
+    tokens: Tokens,
 }
 
 impl Cloud {
     /// A cloud module with the given settings.
     pub fn new(config: CloudConfig) -> Self {
-        Cloud { config }
+        Cloud {
+            config,
+            tokens: Tokens::default(),
+        }
     }
 
     async fn run_inner(&mut self, ctx: &ModuleContext) -> Result<(), ModuleError> {
@@ -38,7 +43,7 @@ impl Cloud {
     }
 
     /// One poll of every source.
-    async fn round(&self, http: &mut HttpClient, ctx: &ModuleContext, today: u64) {
+    async fn round(&mut self, http: &mut HttpClient, ctx: &ModuleContext, today: u64) {
         let max = self.config.max_object_bytes;
         for source in &self.config.s3 {
             let first_day = first_day(source.only_logs_after.as_deref(), today);
@@ -51,6 +56,28 @@ impl Cloud {
         for source in &self.config.azure_blob {
             let result = azure::poll(source, http, ctx, max).await;
             report("azure_blob", &source.name, result);
+            if ctx.stopping() {
+                return;
+            }
+        }
+        let tokens = &mut self.tokens;
+        for source in &self.config.pubsub {
+            let result = pubsub::poll(source, http, tokens, ctx).await;
+            report("pubsub", &source.name, result);
+            if ctx.stopping() {
+                return;
+            }
+        }
+        for source in &self.config.log_analytics {
+            let result = log_analytics::poll(source, http, tokens, ctx, today).await;
+            report("log_analytics", &source.name, result);
+            if ctx.stopping() {
+                return;
+            }
+        }
+        for source in &self.config.graph {
+            let result = graph::poll(source, http, tokens, ctx, today).await;
+            report("graph", &source.name, result);
             if ctx.stopping() {
                 return;
             }
@@ -91,6 +118,36 @@ pub fn problems(config: &CloudConfig) -> Vec<String> {
         url(
             format!("modules.cloud.azure_blob[{i}].endpoint"),
             s.endpoint.as_deref(),
+        );
+    }
+    for (i, s) in config.pubsub.iter().enumerate() {
+        url(
+            format!("modules.cloud.pubsub[{i}].endpoint"),
+            Some(&s.endpoint),
+        );
+        url(
+            format!("modules.cloud.pubsub[{i}].token_uri"),
+            s.token_uri.as_deref(),
+        );
+    }
+    for (i, s) in config.log_analytics.iter().enumerate() {
+        url(
+            format!("modules.cloud.log_analytics[{i}].endpoint"),
+            Some(&s.endpoint),
+        );
+        url(
+            format!("modules.cloud.log_analytics[{i}].app.login_endpoint"),
+            Some(&s.app.login_endpoint),
+        );
+    }
+    for (i, s) in config.graph.iter().enumerate() {
+        url(
+            format!("modules.cloud.graph[{i}].endpoint"),
+            Some(&s.endpoint),
+        );
+        url(
+            format!("modules.cloud.graph[{i}].app.login_endpoint"),
+            Some(&s.app.login_endpoint),
         );
     }
     for (i, s) in config.s3.iter().enumerate() {

@@ -14,6 +14,11 @@ use module_support::{free_port, start_manager, wait_for, Agent};
 use std::collections::HashMap;
 use std::time::Duration;
 
+// The module's allocations are counted per account, as in the agent.
+#[global_allocator]
+static ALLOCATOR: gatewatch::runtime::alloc::CountingAllocator =
+    gatewatch::runtime::alloc::CountingAllocator;
+
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "eu-west-1";
 
@@ -468,4 +473,49 @@ fn azure_blob_sas_token_is_accepted() {
         records(e).len() >= 3
     });
     assert_eq!(correlation_ids(&events), ["c0", "c1", "c2"]);
+}
+
+#[test]
+fn large_cloudtrail_file_stays_within_the_module_budget() {
+    use gatewatch::runtime::budget::account_for;
+    use gatewatch::runtime::MemoryAccount;
+    let Some(moto) = cloud_support::moto() else {
+        return;
+    };
+    create_bucket(moto.port, "trail");
+    // About 5 MiB of JSON once decompressed: 25,000 records in one file.
+    let n = 25_000;
+    put_object(
+        moto.port,
+        "trail",
+        &cloudtrail_key(28, 1),
+        &cloudtrail_file(1, n),
+    );
+    let mut config = config();
+    config.budget_bytes = 24 * 1024 * 1024;
+    config
+        .s3
+        .push(s3_source(&moto.url(), "trail", S3Kind::Cloudtrail, "trail"));
+    let events = cloud_support::run_module_as(
+        "cloud-test-memory",
+        config.clone(),
+        &Cursors::default(),
+        Duration::from_secs(120),
+        |e| records(e).len() >= n,
+    );
+    assert_eq!(records(&events).len(), n);
+    let account = MemoryAccount::new(
+        account_for("cloud-test-memory").unwrap(),
+        config.budget_bytes,
+    );
+    let plain = cloud_support::gunzip_len(&cloudtrail_file(1, n));
+    eprintln!("peak {} bytes for a {plain}-byte file", account.peak());
+    // One decompressed copy of the object, plus small change (the compressed body, TLS-free
+    // HTTP buffers, the events on their way).
+    assert!(
+        account.peak() <= plain + 1024 * 1024 && account.peak() <= config.budget_bytes,
+        "peak {} for a {plain}-byte object (budget {})",
+        account.peak(),
+        config.budget_bytes
+    );
 }

@@ -178,6 +178,12 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The decompressed size a gzip member states in its trailer.
+pub fn gunzip_len(data: &[u8]) -> usize {
+    let tail = &data[data.len() - 4..];
+    u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize
+}
+
 /// Cursors as the spool keeps them: the last one accepted per key.
 pub type Cursors = Rc<RefCell<HashMap<String, Vec<u8>>>>;
 
@@ -189,8 +195,20 @@ pub fn run_module(
     timeout: Duration,
     enough: impl Fn(&[CloudEvent]) -> bool,
 ) -> Vec<CloudEvent> {
+    run_module_as("cloud-test", config, cursors, timeout, enough)
+}
+
+/// [`run_module`] with the module's allocations charged to the account `name` (a test that
+/// measures them uses its own, as tests run in parallel).
+pub fn run_module_as(
+    name: &'static str,
+    config: CloudConfig,
+    cursors: &Cursors,
+    timeout: Duration,
+    enough: impl Fn(&[CloudEvent]) -> bool,
+) -> Vec<CloudEvent> {
     let (tx, rx) = event_queue(16);
-    let account = account_for("cloud-test").expect("a memory account");
+    let account = account_for(name).expect("a memory account");
     let memory = MemoryAccount::new(account, config.budget_bytes);
     let shutdown = Shutdown::new();
     let lookup = cursors.clone();
@@ -211,7 +229,9 @@ pub fn run_module(
             store.borrow_mut().insert(cursor.key, cursor.value);
         }
         if let Payload::Cloud(event) = submission.body.payload {
-            kept.borrow_mut().push(event);
+            // A copy made here is charged to the test, not to the module: the module's own
+            // allocation is freed as the spool would free it.
+            kept.borrow_mut().push(event.clone());
         }
     };
     smol::block_on(async {

@@ -17,6 +17,16 @@ pub fn gunzip(data: &[u8], limit: usize, memory: &MemoryAccount) -> Result<Vec<u
     let mut rest = data;
     let mut state = InflateState::new_boxed(DataFormat::Raw);
     let mut chunk = vec![0u8; 32 * 1024];
+    // The trailer states the (last member's) size: one exact allocation instead of doublings
+    // that would hold old and new buffers at once. It is only a hint; growth stays bounded.
+    if let Some(tail) = data.len().checked_sub(4).and_then(|at| data.get(at..)) {
+        let stated = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
+        if stated <= limit {
+            memory
+                .try_reserve(&mut out, stated)
+                .map_err(|e| format!("decompressing: {e}"))?;
+        }
+    }
     while !rest.is_empty() {
         let body = skip_header(rest)?;
         state.reset(DataFormat::Raw);

@@ -519,3 +519,98 @@ fn large_cloudtrail_file_stays_within_the_module_budget() {
         config.budget_bytes
     );
 }
+
+/// One CloudWatch Logs API call to moto (its server dispatches by the credential scope).
+fn logs_call(port: u16, action: &str, body: serde_json::Value) -> serde_json::Value {
+    let target = format!("Logs_20140328.{action}");
+    let auth = "AWS4-HMAC-SHA256 Credential=testing/20261128/us-east-1/logs/aws4_request, SignedHeaders=host, Signature=0";
+    let headers = [
+        ("X-Amz-Target", target.as_str()),
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("Authorization", auth),
+    ];
+    let (status, answer) = http(port, "POST", "/", &headers, body.to_string().as_bytes());
+    assert_eq!(
+        status,
+        200,
+        "{action}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null)
+}
+
+fn put_log_events(port: u16, events: &[(u64, &str)]) {
+    let events: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(t, m)| serde_json::json!({"timestamp": t, "message": m}))
+        .collect();
+    logs_call(
+        port,
+        "PutLogEvents",
+        serde_json::json!({"logGroupName": "/gw/vpn", "logStreamName": "s1", "logEvents": events}),
+    );
+}
+
+#[test]
+fn cloudwatch_logs_group_once() {
+    use gatewatch::modules::cloud::CloudWatchLogsSource;
+    let Some(moto) = cloud_support::moto() else {
+        return;
+    };
+    let port = moto.port;
+    logs_call(
+        port,
+        "CreateLogGroup",
+        serde_json::json!({"logGroupName": "/gw/vpn"}),
+    );
+    logs_call(
+        port,
+        "CreateLogStream",
+        serde_json::json!({"logGroupName": "/gw/vpn", "logStreamName": "s1"}),
+    );
+    let now = gatewatch::modules::cloud::timefmt::now_secs() * 1000;
+    let t = now - 60_000;
+    put_log_events(
+        port,
+        &[
+            (t, "login alice"),
+            (t + 1000, "login bob"),
+            (t + 1000, "login carol"),
+        ],
+    );
+    let mut config = config();
+    config.cloudwatch_logs.push(CloudWatchLogsSource {
+        name: "vpn".into(),
+        log_group: "/gw/vpn".into(),
+        account: ACCOUNT.into(),
+        region: "us-east-1".into(),
+        endpoint: Some(moto.url()),
+        only_logs_after: None,
+        access_key_id: "testing".into(),
+        secret_access_key: Secret("testing".into()),
+        session_token: None,
+    });
+    let messages = |events: &[CloudEvent]| -> Vec<String> {
+        let mut m: Vec<String> = records(events).iter().map(|r| r.record.clone()).collect();
+        m.sort();
+        m
+    };
+    let cursors = Cursors::default();
+    let timeout = Duration::from_secs(30);
+    let first = run_module(config.clone(), &cursors, timeout, |e| records(e).len() >= 3);
+    assert_eq!(
+        messages(&first),
+        ["login alice", "login bob", "login carol"]
+    );
+    let record = records(&first)[0];
+    assert_eq!(
+        (record.service.as_str(), record.account.as_str()),
+        ("cloudwatch_logs", ACCOUNT)
+    );
+    assert_eq!(record.source, "/gw/vpn/s1");
+
+    // One more at the last event's millisecond, one later: each read once.
+    put_log_events(port, &[(t + 1000, "login dave"), (t + 2000, "login erin")]);
+    let second = run_module(config, &cursors, Duration::from_secs(4), |_| false);
+    assert_eq!(messages(&second), ["login dave", "login erin"]);
+}

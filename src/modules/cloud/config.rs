@@ -19,6 +19,13 @@
 //! access_key_id = "AKIA..."
 //! secret_access_key = "..."
 //!
+//! [[modules.cloud.cloudwatch_logs]]
+//! name = "vpn"
+//! log_group = "/aws/vpn/gateway"
+//! region = "eu-west-1"
+//! access_key_id = "AKIA..."
+//! secret_access_key = "..."
+//!
 //! [[modules.cloud.azure_blob]]
 //! name = "activity"
 //! account = "contosologs"
@@ -67,6 +74,8 @@ pub struct CloudConfig {
     pub timeout_secs: u64,
     /// `[[modules.cloud.s3]]`: AWS S3 buckets.
     pub s3: Vec<S3Source>,
+    /// `[[modules.cloud.cloudwatch_logs]]`: AWS CloudWatch Logs groups.
+    pub cloudwatch_logs: Vec<CloudWatchLogsSource>,
     /// `[[modules.cloud.azure_blob]]`: Azure Storage blob containers.
     pub azure_blob: Vec<AzureBlobSource>,
     /// `[[modules.cloud.pubsub]]`: GCP Pub/Sub pull subscriptions.
@@ -87,6 +96,7 @@ impl Default for CloudConfig {
             max_object_bytes: 8 * 1024 * 1024,
             timeout_secs: 60,
             s3: Vec::new(),
+            cloudwatch_logs: Vec::new(),
             azure_blob: Vec::new(),
             pubsub: Vec::new(),
             log_analytics: Vec::new(),
@@ -163,6 +173,35 @@ pub struct S3Source {
     /// Region of the bucket, used to sign requests. Default `us-east-1`.
     #[serde(default = "default_region")]
     pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: Secret,
+    /// Session token of temporary credentials.
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+}
+
+/// One CloudWatch Logs group (`[[modules.cloud.cloudwatch_logs]]`), read with FilterLogEvents.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CloudWatchLogsSource {
+    /// Name of this source (unique; it keys the stored read marker).
+    pub name: String,
+    /// Log group name.
+    pub log_group: String,
+    /// Account id put in events (the API does not say it). Default empty.
+    #[serde(default)]
+    pub account: String,
+    /// Region of the group. Default `us-east-1`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Endpoint. Default `https://logs.<region>.amazonaws.com`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// First day read (`YYYY-MM-DD`, UTC) without a marker. Default: the module's first run.
+    #[serde(default)]
+    pub only_logs_after: Option<String>,
     /// Access key id.
     pub access_key_id: String,
     /// Secret access key.

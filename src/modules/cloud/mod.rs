@@ -6,6 +6,7 @@
 //! - [`sigv4`], [`oauth`]: request signing and tokens.
 //! - [`store`]: each object of a bucket or container read once ([`cursor`] markers in the
 //!   spool), split by [`records`] after [`gzip`]; [`s3`] and [`azure`] are the two stores.
+//! - [`cloudwatch`]: CloudWatch Logs groups.
 //! - [`pubsub`], [`log_analytics`], [`graph`]: the pull and query APIs.
 //! - `module`: polls every source on the module's interval.
 //!
@@ -14,6 +15,8 @@
 
 #[cfg(feature = "cloud")]
 pub mod azure;
+#[cfg(feature = "cloud")]
+pub mod cloudwatch;
 mod config;
 #[cfg(feature = "cloud")]
 pub mod cursor;
@@ -45,8 +48,8 @@ pub mod timefmt;
 pub mod xml;
 
 pub use config::{
-    AadApp, AzureBlobSource, CloudConfig, GraphKind, GraphSource, LogAnalyticsSource, PubSubSource,
-    S3Kind, S3Source, Secret,
+    AadApp, AzureBlobSource, CloudConfig, CloudWatchLogsSource, GraphKind, GraphSource,
+    LogAnalyticsSource, PubSubSource, S3Kind, S3Source, Secret,
 };
 #[cfg(feature = "cloud")]
 pub use module::Cloud;

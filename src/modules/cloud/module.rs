@@ -3,7 +3,7 @@
 
 use super::http::{HttpClient, Url};
 use super::oauth::Tokens;
-use super::{azure, graph, log_analytics, pubsub, s3, timefmt, CloudConfig};
+use super::{azure, cloudwatch, graph, log_analytics, pubsub, s3, timefmt, CloudConfig};
 use crate::runtime::{Module, ModuleContext, ModuleError, ModuleFuture};
 use std::time::Duration;
 
@@ -49,6 +49,14 @@ impl Cloud {
             let first_day = first_day(source.only_logs_after.as_deref(), today);
             let result = s3::poll(source, http, ctx, max, first_day).await;
             report("s3", &source.name, result);
+            if ctx.stopping() {
+                return;
+            }
+        }
+        for source in &self.config.cloudwatch_logs {
+            let first_day = first_day(source.only_logs_after.as_deref(), today);
+            let result = cloudwatch::poll(source, http, ctx, first_day).await;
+            report("cloudwatch_logs", &source.name, result);
             if ctx.stopping() {
                 return;
             }
@@ -111,6 +119,12 @@ pub fn problems(config: &CloudConfig) -> Vec<String> {
     for (i, s) in config.s3.iter().enumerate() {
         url(
             format!("modules.cloud.s3[{i}].endpoint"),
+            s.endpoint.as_deref(),
+        );
+    }
+    for (i, s) in config.cloudwatch_logs.iter().enumerate() {
+        url(
+            format!("modules.cloud.cloudwatch_logs[{i}].endpoint"),
             s.endpoint.as_deref(),
         );
     }

@@ -108,69 +108,62 @@ fn report(kind: &str, name: &str, result: Result<u64, ModuleError>) {
     }
 }
 
+/// A source's settings that [`problems`] checks: its key, its endpoints and its first day.
+type Checked<'a> = (
+    String,
+    Vec<(&'static str, Option<&'a str>)>,
+    Option<&'a str>,
+);
+
 /// What is wrong with `config`, each naming its key.
 pub fn problems(config: &CloudConfig) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut url = |key: String, url: Option<&str>| {
-        if let Some(Err(e)) = url.map(Url::parse) {
-            out.push(format!("{key}: {e}"));
-        }
-    };
+    let mut sources: Vec<Checked<'_>> = Vec::new();
     for (i, s) in config.s3.iter().enumerate() {
-        url(
-            format!("modules.cloud.s3[{i}].endpoint"),
-            s.endpoint.as_deref(),
-        );
+        let urls = vec![("endpoint", s.endpoint.as_deref())];
+        sources.push((format!("s3[{i}]"), urls, s.only_logs_after.as_deref()));
     }
     for (i, s) in config.cloudwatch_logs.iter().enumerate() {
-        url(
-            format!("modules.cloud.cloudwatch_logs[{i}].endpoint"),
-            s.endpoint.as_deref(),
-        );
+        let urls = vec![("endpoint", s.endpoint.as_deref())];
+        let key = format!("cloudwatch_logs[{i}]");
+        sources.push((key, urls, s.only_logs_after.as_deref()));
     }
     for (i, s) in config.azure_blob.iter().enumerate() {
-        url(
-            format!("modules.cloud.azure_blob[{i}].endpoint"),
-            s.endpoint.as_deref(),
-        );
+        let urls = vec![("endpoint", s.endpoint.as_deref())];
+        let key = format!("azure_blob[{i}]");
+        sources.push((key, urls, s.only_logs_after.as_deref()));
     }
     for (i, s) in config.pubsub.iter().enumerate() {
-        url(
-            format!("modules.cloud.pubsub[{i}].endpoint"),
-            Some(&s.endpoint),
-        );
-        url(
-            format!("modules.cloud.pubsub[{i}].token_uri"),
-            s.token_uri.as_deref(),
-        );
+        let urls = vec![
+            ("endpoint", Some(s.endpoint.as_str())),
+            ("token_uri", s.token_uri.as_deref()),
+        ];
+        sources.push((format!("pubsub[{i}]"), urls, None));
     }
     for (i, s) in config.log_analytics.iter().enumerate() {
-        url(
-            format!("modules.cloud.log_analytics[{i}].endpoint"),
-            Some(&s.endpoint),
-        );
-        url(
-            format!("modules.cloud.log_analytics[{i}].app.login_endpoint"),
-            Some(&s.app.login_endpoint),
-        );
+        let urls = vec![
+            ("endpoint", Some(s.endpoint.as_str())),
+            ("app.login_endpoint", Some(s.app.login_endpoint.as_str())),
+        ];
+        let key = format!("log_analytics[{i}]");
+        sources.push((key, urls, s.only_logs_after.as_deref()));
     }
     for (i, s) in config.graph.iter().enumerate() {
-        url(
-            format!("modules.cloud.graph[{i}].endpoint"),
-            Some(&s.endpoint),
-        );
-        url(
-            format!("modules.cloud.graph[{i}].app.login_endpoint"),
-            Some(&s.app.login_endpoint),
-        );
+        let urls = vec![
+            ("endpoint", Some(s.endpoint.as_str())),
+            ("app.login_endpoint", Some(s.app.login_endpoint.as_str())),
+        ];
+        sources.push((format!("graph[{i}]"), urls, s.only_logs_after.as_deref()));
     }
-    for (i, s) in config.s3.iter().enumerate() {
-        if s.only_logs_after
-            .as_deref()
-            .is_some_and(|d| timefmt::parse_day(d).is_none())
-        {
+    let mut out = Vec::new();
+    for (key, urls, day) in sources {
+        for (field, url) in urls {
+            if let Some(Err(e)) = url.map(Url::parse) {
+                out.push(format!("modules.cloud.{key}.{field}: {e}"));
+            }
+        }
+        if day.is_some_and(|d| timefmt::parse_day(d).is_none()) {
             out.push(format!(
-                "modules.cloud.s3[{i}].only_logs_after: give a day as YYYY-MM-DD"
+                "modules.cloud.{key}.only_logs_after: give a day as YYYY-MM-DD"
             ));
         }
     }
@@ -195,5 +188,66 @@ impl Module for Cloud {
 
     fn run<'a>(&'a mut self, ctx: &'a ModuleContext) -> ModuleFuture<'a> {
         Box::pin(self.run_inner(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example in `config.rs`'s documentation.
+    fn documented_example() -> String {
+        include_str!("config.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .map(|l| l.strip_prefix(' ').unwrap_or(l))
+            .skip_while(|l| *l != "```toml")
+            .skip(1)
+            .take_while(|l| *l != "```")
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn documented_example_configuration_is_valid() {
+        let text = format!("[manager]\naddresses = [\"m\"]\n\n{}", documented_example());
+        let config = crate::config::load_str(&text, "example").unwrap();
+        let cloud = &config.modules.cloud;
+        assert!(cloud.enabled);
+        assert_eq!(
+            (
+                cloud.s3.len(),
+                cloud.cloudwatch_logs.len(),
+                cloud.azure_blob.len(),
+                cloud.pubsub.len(),
+                cloud.log_analytics.len(),
+                cloud.graph.len()
+            ),
+            (1, 1, 1, 1, 1, 1)
+        );
+        assert_eq!(problems(cloud), Vec::<String>::new());
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_endpoint_is_a_problem_naming_its_key() {
+        let text = "[manager]\naddresses = [\"m\"]\n[[modules.cloud.s3]]\nname = \"t\"\ntype = \"custom\"\n\
+            bucket = \"b\"\nendpoint = \"http://s3.example.com\"\nonly_logs_after = \"28-11-2026\"\n\
+            access_key_id = \"a\"\nsecret_access_key = \"s\"\n";
+        let config = crate::config::load_str(text, "test").unwrap();
+        let found = problems(&config.modules.cloud);
+        assert!(
+            found[0].starts_with("modules.cloud.s3[0].endpoint: "),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("modules.cloud.s3[0].only_logs_after"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_hidden_from_debug_output() {
+        let secret = super::super::Secret("wJalrXUtnFEMI".into());
+        assert!(!format!("{secret:?}").contains("wJalr"));
     }
 }

@@ -239,7 +239,7 @@ async fn read_response(
             });
         }
         let missing = len.saturating_sub(body.len());
-        reserve(memory, &mut body, missing, peer)?;
+        reserve(memory, &mut body, missing, missing, peer)?;
     }
     let mut scan = ChunkScan::default();
     loop {
@@ -270,7 +270,8 @@ async fn read_response(
                 limit: max_body,
             });
         }
-        reserve(memory, &mut body, n, peer)?;
+        let room = raw_limit - body.len();
+        reserve(memory, &mut body, n, room, peer)?;
         body.extend_from_slice(&chunk[..n]);
     }
     match framing {
@@ -288,17 +289,19 @@ async fn read_response(
     Ok(Response { head, body })
 }
 
-/// Grows `body` within the budget, doubling so that reading stays linear.
+/// Grows `body` by at least `additional` bytes within the budget, doubling (up to `room` more
+/// bytes) so that reading stays linear.
 fn reserve(
     memory: &MemoryAccount,
     body: &mut Vec<u8>,
     additional: usize,
+    room: usize,
     peer: &str,
 ) -> Result<(), HttpError> {
     if body.capacity() - body.len() >= additional {
         return Ok(());
     }
-    let grow = additional.max(body.capacity()).max(8192);
+    let grow = body.capacity().max(8192).min(room).max(additional);
     memory
         .try_reserve(body, grow)
         .or_else(|_| memory.try_reserve(body, additional))
@@ -364,5 +367,68 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_close(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::budget::account_for;
+    use std::io::{Read, Write};
+
+    /// A loopback server answering one connection with `answer` (after reading the request).
+    fn serve(answer: &'static [u8]) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(answer);
+                // Keep the connection open a moment, as a slow server would.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        port
+    }
+
+    fn get(port: u16, max_body: usize, timeout: Duration) -> Result<Response, HttpError> {
+        let memory = MemoryAccount::new(account_for("test-cloud-http").unwrap(), 1 << 24);
+        let mut client = HttpClient::new(PathBuf::from("/nonexistent"), memory, timeout);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let request = Request {
+            method: "GET",
+            target: "/".into(),
+            headers: Vec::new(),
+            body: &[],
+        };
+        smol::block_on(client.send(&url, &request, max_body))
+    }
+
+    #[test]
+    fn chunked_body_is_read_whole_without_waiting_for_the_close() {
+        let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        let response = get(serve(answer), 100, Duration::from_secs(5)).unwrap();
+        assert_eq!(response.body, b"abcde");
+    }
+
+    #[test]
+    fn body_over_the_limit_is_refused() {
+        let stated = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+        let error = get(serve(stated), 100, Duration::from_secs(5)).unwrap_err();
+        assert!(
+            matches!(error, HttpError::TooLarge { limit: 100, .. }),
+            "{error}"
+        );
+        let unstated: &[u8] = b"HTTP/1.1 200 OK\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        let error = get(serve(unstated), 10, Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(error, HttpError::TooLarge { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_server_that_never_finishes_times_out() {
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+        let error = get(serve(answer), 100, Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(error, HttpError::Timeout { .. }), "{error}");
     }
 }

@@ -38,6 +38,7 @@ impl Position {
             name: format!("{} {}", self.millis, self.ids.join(",")),
             records: 0,
             done: true,
+            size: 0,
         }
     }
 

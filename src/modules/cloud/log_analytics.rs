@@ -44,6 +44,7 @@ pub async fn send_timed(
         name: time.to_string(),
         records: 0,
         done: true,
+        size: 0,
     };
     match marker.encode() {
         Some(position) => {

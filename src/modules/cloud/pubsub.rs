@@ -84,6 +84,7 @@ pub async fn poll(
                 name: id,
                 records: sent + 1,
                 done: true,
+                size: 0,
             };
             let position = marker.encode().unwrap_or_default();
             ctx.send_with_cursor(Payload::Cloud(event), &key, position.clone())

@@ -105,14 +105,18 @@ pub async fn read_new_objects(
     let marker = ctx.cursor(scope.key).and_then(|c| Marker::decode(&c));
     let mut sent = 0;
     let mut after = scope.floor.clone();
+    // A growing object (an append blob) stays open: when the listing shows it larger than it
+    // was, its records past the marker are read.
+    let mut growing = None;
     if let Some(marker) = &marker {
-        if !marker.done {
-            // Inside an object (stopped mid-way, or a blob that may have grown): its remaining
-            // records first.
+        if !marker.done && scope.growing {
+            growing = Some(marker);
+        } else if !marker.done {
+            // Stopped inside an object: its remaining records first.
             let object = Object {
                 name: marker.name.clone(),
                 modified: 0,
-                size: 0,
+                size: marker.size,
             };
             sent += read_object(store, ctx, scope, origin, &object, marker.records).await?;
         }
@@ -128,6 +132,12 @@ pub async fn read_new_objects(
             .await
             .map_err(|e| ModuleError(format!("{}: listing {}: {e}", scope.key, scope.prefix)))?;
         for object in &listing.objects {
+            if let Some(marker) = growing.filter(|m| m.name == object.name) {
+                if object.size != marker.size {
+                    sent += read_object(store, ctx, scope, origin, object, marker.records).await?;
+                }
+                continue;
+            }
             if after.as_deref().is_some_and(|a| object.name.as_str() <= a) {
                 continue;
             }
@@ -183,6 +193,11 @@ async fn read_object(
     while let Some(item) = next {
         let record = match item {
             Ok(record) => record,
+            // A growing blob may end in a record still being written: wait for it to grow.
+            Err(why) if scope.growing => {
+                log::debug!("cloud: {source}: stopped at an incomplete record: {why}");
+                return Ok(sent);
+            }
             Err(why) => return skipped(ctx, scope, origin, &object.name, source, why).await,
         };
         next = records.next();
@@ -194,6 +209,7 @@ async fn read_object(
             name: object.name.clone(),
             records: index,
             done: next.is_none() && !scope.growing,
+            size: object.size,
         };
         let event = record_event(origin, &source, record, header);
         send(ctx, scope.key, event, &marker).await?;
@@ -228,6 +244,7 @@ async fn skipped(
         name: name.to_string(),
         records: 0,
         done: true,
+        size: 0,
     };
     send(ctx, scope.key, event, &marker).await?;
     Ok(0)

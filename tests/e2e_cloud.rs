@@ -418,3 +418,30 @@ fn cloudwatch_logs_group_once() {
     let second = run_module(config, &cursors, Duration::from_secs(4), |_| false);
     assert_eq!(messages(&second), ["login dave", "login erin"]);
 }
+
+#[test]
+fn vpc_flow_log_lines_become_records_named_by_the_header() {
+    let Some(moto) = cloud_support::moto() else {
+        return;
+    };
+    create_bucket(moto.port, "flows");
+    let log = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n\
+        2 123456789012 eni-1 10.0.0.5 10.0.1.9 44321 22 6 10 840 1795848000 1795848060 REJECT OK\n\
+        2 123456789012 eni-1 10.0.0.5 10.0.1.9 44322 443 6 20 4000 1795848001 1795848061 ACCEPT OK\n";
+    let key = format!("AWSLogs/{ACCOUNT}/vpcflowlogs/{REGION}/2026/11/28/{ACCOUNT}_vpcflowlogs_{REGION}_fl-1_20261128T0640Z_x.log.gz");
+    put_object(moto.port, "flows", &key, &gzip(log.as_bytes()));
+    let mut config = config();
+    config
+        .s3
+        .push(s3_source(&moto.url(), "flows", S3Kind::Vpcflow, "flows"));
+    let events = run_module(config, &Cursors::default(), Duration::from_secs(30), |e| {
+        records(e).len() >= 2
+    });
+    let found = records(&events);
+    assert_eq!(found.len(), 2);
+    let first: serde_json::Value = serde_json::from_str(&found[0].record).unwrap();
+    assert_eq!(first["dstport"], "22");
+    assert_eq!(first["action"], "REJECT");
+    assert_eq!(found[0].service, "vpcflow");
+    assert_eq!(found[0].time.as_deref(), Some("2026-11-28T06:40:00Z"));
+}

@@ -7,7 +7,7 @@
 //! at the next round for records past the marker.
 
 use super::config::AzureBlobSource;
-use super::http::{url::encode, HttpClient, Request, Response, Url};
+use super::http::{url::encode, HttpClient, HttpError, Request, Response, Url};
 use super::store::{self, Fetch, Object, Origin, Page, Scope, Store};
 use super::{sigv4::hmac, source_key, timefmt, xml};
 use crate::runtime::{ModuleContext, ModuleError};
@@ -109,7 +109,7 @@ impl<'a> Container<'a> {
         blob: Option<&str>,
         query: &[(&str, &str)],
         limit: usize,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, HttpError> {
         let mut path = format!(
             "{}/{}",
             self.url.path,
@@ -138,7 +138,8 @@ impl<'a> Container<'a> {
                 query,
                 &signed,
                 0,
-            )?;
+            )
+            .map_err(HttpError::Request)?;
             headers.push(("Authorization".to_string(), auth));
         } else if let Some(sas) = &self.source.sas_token {
             target_query.push(sas.0.trim_start_matches('?').to_string());
@@ -154,10 +155,7 @@ impl<'a> Container<'a> {
             headers,
             body: &[],
         };
-        self.http
-            .send(&self.url, &request, limit)
-            .await
-            .map_err(|e| e.to_string())
+        self.http.send(&self.url, &request, limit).await
     }
 }
 
@@ -176,7 +174,10 @@ impl Store for Container<'_> {
         if let Some(page) = page {
             query.push(("marker", page));
         }
-        let response = self.get_path(None, &query, MAX_LISTING).await?;
+        let response = self
+            .get_path(None, &query, MAX_LISTING)
+            .await
+            .map_err(|e| e.to_string())?;
         if response.head.status != 200 {
             return Err(format!(
                 "container {}: HTTP {}: {}",
@@ -189,11 +190,7 @@ impl Store for Container<'_> {
     }
 
     async fn get(&mut self, name: &str, limit: usize) -> Result<Vec<u8>, Fetch> {
-        let response = match self.get_path(Some(name), &[], limit).await {
-            Ok(response) => response,
-            Err(e) if e.contains("limit") || e.contains("budget") => return Err(Fetch::Skip(e)),
-            Err(e) => return Err(Fetch::Fail(e)),
-        };
+        let response = self.get_path(Some(name), &[], limit).await?;
         match response.head.status {
             200 => Ok(response.body),
             404 => Err(Fetch::Skip("the blob is gone".into())),

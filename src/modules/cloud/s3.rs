@@ -3,7 +3,7 @@
 //! flow logs (accounts and regions found by listing with a delimiter unless configured).
 
 use super::config::{S3Kind, S3Source};
-use super::http::{HttpClient, Request, Url};
+use super::http::{HttpClient, HttpError, Request, Url};
 use super::sigv4::{self, Credentials, Signing, EMPTY_SHA256};
 use super::store::{self, Fetch, Object, Origin, Page, Scope, Store};
 use super::{source_key, timefmt, xml};
@@ -37,7 +37,7 @@ impl<'a> Bucket<'a> {
         key: Option<&str>,
         query: &[(&str, &str)],
         limit: usize,
-    ) -> Result<super::http::Response, String> {
+    ) -> Result<super::http::Response, HttpError> {
         let mut path = format!("{}/{}", self.url.path, self.source.bucket);
         if let Some(key) = key {
             path.push('/');
@@ -66,10 +66,7 @@ impl<'a> Bucket<'a> {
             headers,
             body: &[],
         };
-        self.http
-            .send(&self.url, &request, limit)
-            .await
-            .map_err(|e| e.to_string())
+        self.http.send(&self.url, &request, limit).await
     }
 }
 
@@ -91,7 +88,10 @@ impl Store for Bucket<'_> {
         if delimiter {
             query.push(("delimiter", "/"));
         }
-        let response = self.request(None, &query, MAX_LISTING).await?;
+        let response = self
+            .request(None, &query, MAX_LISTING)
+            .await
+            .map_err(|e| e.to_string())?;
         if response.head.status != 200 {
             return Err(format!(
                 "bucket {}: HTTP {}: {}",
@@ -105,11 +105,7 @@ impl Store for Bucket<'_> {
     }
 
     async fn get(&mut self, name: &str, limit: usize) -> Result<Vec<u8>, Fetch> {
-        let response = match self.request(Some(name), &[], limit).await {
-            Ok(response) => response,
-            Err(e) if e.contains("limit") || e.contains("budget") => return Err(Fetch::Skip(e)),
-            Err(e) => return Err(Fetch::Fail(e)),
-        };
+        let response = self.request(Some(name), &[], limit).await?;
         match response.head.status {
             200 => Ok(response.body),
             404 => Err(Fetch::Skip("the object is gone".into())),

@@ -45,6 +45,18 @@ pub enum Fetch {
     Fail(String),
 }
 
+impl From<super::http::HttpError> for Fetch {
+    /// An object too large for the limit or the budget is passed over; anything else stops the
+    /// round.
+    fn from(e: super::http::HttpError) -> Fetch {
+        use super::http::HttpError;
+        match e {
+            HttpError::TooLarge { .. } | HttpError::OverBudget { .. } => Fetch::Skip(e.to_string()),
+            other => Fetch::Fail(other.to_string()),
+        }
+    }
+}
+
 /// A bucket or container.
 #[allow(async_fn_in_trait)] // Used only on the agent's one-thread executor: no `Send` needed.
 pub trait Store {

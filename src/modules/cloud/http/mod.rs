@@ -72,6 +72,8 @@ pub enum HttpError {
     Timeout { peer: String, after: Duration },
     /// The CA bundle could not be loaded.
     Tls(String),
+    /// The request could not be made (e.g. a credential that does not decode).
+    Request(String),
 }
 
 impl std::fmt::Display for HttpError {
@@ -89,7 +91,7 @@ impl std::fmt::Display for HttpError {
             HttpError::Timeout { peer, after } => {
                 write!(f, "{peer}: no complete answer in {after:?}")
             }
-            HttpError::Tls(reason) => f.write_str(reason),
+            HttpError::Tls(reason) | HttpError::Request(reason) => f.write_str(reason),
         }
     }
 }

@@ -20,9 +20,13 @@ pub enum CloudEvent {
     Record(Box<CloudRecord>),
     /// An object or message that was passed over, and why (too large, not decodable).
     Skipped {
+        /// The cloud.
         provider: CloudProvider,
+        /// The service, as in [`CloudRecord::service`].
         service: String,
+        /// The object or message passed over.
         source: String,
+        /// Why.
         reason: String,
     },
 }

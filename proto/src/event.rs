@@ -44,6 +44,8 @@ pub enum Payload {
     Response(Box<ResponseEvent>),
     /// Container engine events, findings and inventory (`containers` module).
     Container(crate::containers::ContainerEvent),
+    /// Records read from cloud providers' security logs (`cloud` module).
+    Cloud(crate::cloud::CloudEvent),
 }
 
 impl Payload {
@@ -60,6 +62,7 @@ impl Payload {
             Payload::LogBatch(_) => "log.batch",
             Payload::Response(r) => r.outcome.kind(),
             Payload::Container(c) => c.kind(),
+            Payload::Cloud(c) => c.kind(),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod containers;
+pub mod cloud;
 pub mod enroll;
 pub mod event;
 pub mod fim;

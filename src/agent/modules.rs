@@ -70,6 +70,12 @@ pub fn build(
             config.modules.containers.clone(),
         )));
     }
+    #[cfg(feature = "cloud")]
+    if config.modules.cloud.enabled {
+        modules.push(Box::new(crate::modules::cloud::Cloud::new(
+            config.modules.cloud.clone(),
+        )));
+    }
     let _ = (config, remote, responses, tap);
     modules
 }

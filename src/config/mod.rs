@@ -250,4 +250,6 @@ pub struct ModulesConfig {
     pub response: crate::modules::response::ResponseConfig,
     /// `[modules.containers]`
     pub containers: crate::modules::containers::ContainersConfig,
+    /// `[modules.cloud]`
+    pub cloud: crate::modules::cloud::CloudConfig,
 }

@@ -3,6 +3,7 @@
 
 // A module's config is always compiled (so every configuration file parses in every build);
 // its implementation only with its cargo feature.
+pub mod cloud;
 pub mod command;
 pub mod containers;
 pub mod fim;

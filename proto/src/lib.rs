@@ -16,8 +16,8 @@
 //! assert_eq!(back, hello);
 //! ```
 
-pub mod containers;
 pub mod cloud;
+pub mod containers;
 pub mod enroll;
 pub mod event;
 pub mod fim;

@@ -179,10 +179,51 @@ where
     deserializer.deserialize_seq(BoundedVisitor(core::marker::PhantomData))
 }
 
+/// `serialize_with` helper for a list of byte strings: each as serde bytes. serde's own `[u8]`
+/// impl writes a sequence of `u8`, one call per byte; postcard encodes both the same way (a
+/// length, then the raw bytes), so this changes the speed, not the wire.
+pub fn byte_slices<S: serde::Serializer>(
+    items: &[&[u8]],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    struct Bytes<'b>(&'b [u8]);
+    impl serde::Serialize for Bytes<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+    let mut seq = serializer.serialize_seq(Some(items.len()))?;
+    for item in items {
+        seq.serialize_element(&Bytes(item))?;
+    }
+    seq.end()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{AgentMessage, ManagerMessage};
+
+    #[test]
+    fn records_are_written_as_a_length_and_raw_bytes() {
+        // The wire format of a byte string is the same as serde's default for `[u8]`, so agents
+        // and managers built either way understand each other.
+        #[derive(serde::Serialize)]
+        struct Plain<'a> {
+            records: Vec<&'a [u8]>,
+        }
+        let records: Vec<&[u8]> = vec![b"first", &[0, 255, 7]];
+        let fast = postcard::to_allocvec(&AgentMessage::Events {
+            first_seq: 3,
+            records: records.clone(),
+        })
+        .unwrap();
+        let plain = postcard::to_allocvec(&Plain { records }).unwrap();
+        // Variant index (2) and first_seq (3), then the list exactly as serde writes it.
+        assert_eq!(&fast[..2], &[2, 3]);
+        assert_eq!(&fast[2..], &plain[..]);
+    }
 
     #[test]
     fn events_round_trip_borrowing_records() {

@@ -31,7 +31,11 @@ pub enum AgentMessage<'a> {
     /// encoding of an [`crate::EventBody`], borrowed from the frame when decoding.
     Events {
         first_seq: u64,
-        #[serde(borrow, deserialize_with = "crate::frame::bounded_vec")]
+        #[serde(
+            borrow,
+            deserialize_with = "crate::frame::bounded_vec",
+            serialize_with = "crate::frame::byte_slices"
+        )]
         records: Vec<&'a [u8]>,
     },
     /// Periodic sign of life, also carrying a short status.

@@ -11,8 +11,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Number of accounts (account 0 is `core`).
-pub const MAX_ACCOUNTS: usize = 32;
+/// Number of accounts (account 0 is `core`). An agent uses one per module; the unit tests, which
+/// share one process, use one per scenario, and need the room.
+pub const MAX_ACCOUNTS: usize = 64;
 
 /// Bytes in front of each block; also the minimum alignment of the underlying block.
 const HEADER: usize = 16;

@@ -95,6 +95,18 @@ fn load(path: &Path) -> Result<Config, String> {
 
 fn check_config(path: &Path) -> Result<ExitCode, String> {
     let config = load(path)?;
+    let problems = crate::config::module_problems(&config);
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|(key, reason)| format!("  {key}: {reason}"))
+            .collect();
+        return Err(format!(
+            "{}: module settings are not usable:\n{}",
+            path.display(),
+            lines.join("\n")
+        ));
+    }
     println!("{}: configuration is valid", path.display());
     println!(
         "  agent {} (groups: {}), state in {}",

@@ -227,6 +227,35 @@ fn check_modules(config: &Config, problems: &mut Vec<Problem>) {
 #[cfg(not(feature = "generator"))]
 fn check_modules(_config: &Config, _problems: &mut Vec<Problem>) {}
 
+/// What is wrong with the settings of the enabled modules, as `(key, reason)`: the checks each
+/// module also makes when it starts (a module with bad settings fails alone, and the agent runs
+/// on), made up front by `gatewatch check-config`.
+pub fn module_problems(config: &Config) -> Vec<(String, String)> {
+    let m = &config.modules;
+    let mut problems = Vec::new();
+    if m.logcollector.enabled {
+        problems.extend(m.logcollector.problems());
+    }
+    if m.command.enabled {
+        problems.extend(m.command.problems());
+    }
+    if m.containers.enabled {
+        problems.extend(m.containers.problems());
+    }
+    if m.response.enabled {
+        problems.extend(m.response.problems());
+    }
+    #[cfg(feature = "cloud")]
+    if m.cloud.enabled {
+        problems.extend(
+            crate::modules::cloud::problems(&m.cloud)
+                .into_iter()
+                .map(|reason| ("modules.cloud".to_string(), reason)),
+        );
+    }
+    problems
+}
+
 /// A module's memory budget must leave it room to work at all.
 #[cfg_attr(not(feature = "generator"), allow(dead_code))]
 fn check_budget(key: &str, budget: usize, problems: &mut Vec<Problem>) {

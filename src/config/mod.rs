@@ -15,8 +15,8 @@ mod spans;
 mod test_env;
 
 pub use check::{
-    effective_password, validate, FRAME_BYTES, MAX_GENERATOR_BODY, MAX_NAME_LEN, MIN_MODULE_BUDGET,
-    MIN_SPOOL_SEGMENT, QUEUE_CAPACITY,
+    effective_password, module_problems, validate, FRAME_BYTES, MAX_GENERATOR_BODY, MAX_NAME_LEN,
+    MIN_MODULE_BUDGET, MIN_SPOOL_SEGMENT, QUEUE_CAPACITY,
 };
 pub use env::apply_env;
 pub use error::{ConfigError, Key, Position, Problem};

@@ -338,3 +338,22 @@ fn overlong_password_line_is_an_error_not_a_truncated_password() {
         "{shown:?}"
     );
 }
+
+#[test]
+fn module_problems_name_the_keys_of_enabled_modules_only() {
+    let mut config = valid();
+    config.modules.logcollector.max_line_bytes = 1;
+    assert!(
+        module_problems(&config).is_empty(),
+        "a disabled module's settings are not checked"
+    );
+    config.modules.logcollector.enabled = true;
+    let keys: Vec<String> = module_problems(&config)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert!(
+        keys.contains(&"modules.logcollector.max_line_bytes".to_string()),
+        "{keys:?}"
+    );
+}

@@ -52,7 +52,7 @@ pub use config::{
     LogAnalyticsSource, PubSubSource, S3Kind, S3Source, Secret,
 };
 #[cfg(feature = "cloud")]
-pub use module::Cloud;
+pub use module::{problems, Cloud};
 
 /// The cursor source name of a source part (`s3:trail:123456789012:eu-west-1`): short enough
 /// for the spool's cursor keys, hashed when the configured names make it too long.

@@ -263,6 +263,23 @@ where
             }
             Step::Frame(Ok(None)) => return Ok(()),
             Step::Frame(Err(e)) => return Err(e.into()),
+            Step::Frame(Ok(Some(body))) if is_events(&body) => {
+                // Group commit: the frames already received are stored in one transaction (one
+                // fsync) and acknowledged with one ack.
+                let (bodies, after) = gather_events(conn, body).await;
+                let up_to = store_frames(ctx, agent_id, name, &bodies).await?;
+                conn.send(&ManagerMessage::Ack { up_to }).await?;
+                match after {
+                    None => {}
+                    Some(Ok(Some(body))) => {
+                        if handle_frame(ctx, conn, agent_id, name, &body).await? == Flow::Stop {
+                            return Ok(());
+                        }
+                    }
+                    Some(Ok(None)) => return Ok(()),
+                    Some(Err(e)) => return Err(e.into()),
+                }
+            }
             Step::Frame(Ok(Some(body))) => {
                 if handle_frame(ctx, conn, agent_id, name, &body).await? == Flow::Stop {
                     return Ok(());
@@ -290,8 +307,8 @@ where
 {
     let id = format_agent_id(agent_id);
     match decode(body, "undecodable message")? {
-        AgentMessage::Events { first_seq, records } => {
-            let up_to = store_batch(ctx, agent_id, name, first_seq, &records).await?;
+        AgentMessage::Events { .. } => {
+            let up_to = store_frames(ctx, agent_id, name, &[body.to_vec()]).await?;
             conn.send(&ManagerMessage::Ack { up_to }).await?;
         }
         AgentMessage::Keepalive { status } => {
@@ -326,37 +343,87 @@ where
     Ok(Flow::Continue)
 }
 
-/// Decodes and stores one batch (one transaction) and returns the sequence number to ack.
-async fn store_batch(
+/// Most `Events` frames stored in one transaction.
+const GROUP_FRAMES: usize = 16;
+
+fn is_events(body: &[u8]) -> bool {
+    matches!(
+        frame::decode_body::<AgentMessage>(body),
+        Ok(AgentMessage::Events { .. })
+    )
+}
+
+/// `first` and the `Events` frames that follow it already received (none is waited for), up to
+/// [`GROUP_FRAMES`]; and what ended the run when it was not the lack of data: another message,
+/// the end of the stream, or an error, each to be handled after the events are stored.
+async fn gather_events<S>(
+    conn: &mut FramedConn<S>,
+    first: Vec<u8>,
+) -> (Vec<Vec<u8>>, Option<Result<Option<Vec<u8>>, ConnError>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut bodies = vec![first];
+    while bodies.len() < GROUP_FRAMES {
+        // `read_frame` is cancel-safe: a read that is not ready leaves the stream as it was.
+        match futures_lite::future::poll_once(conn.read_frame()).await {
+            None => break,
+            Some(Ok(Some(body))) if is_events(&body) => bodies.push(body),
+            Some(other) => return (bodies, Some(other)),
+        }
+    }
+    (bodies, None)
+}
+
+/// Decodes and stores the records of `Events` frames in one transaction; returns the sequence
+/// number to ack (the last record of the last frame).
+async fn store_frames(
     ctx: &Context,
     agent_id: u32,
     name: &str,
-    first_seq: u64,
-    records: &[&[u8]],
+    bodies: &[Vec<u8>],
 ) -> Result<u64, SessionError> {
-    let Some(count) = u64::try_from(records.len()).ok().filter(|&n| n > 0) else {
+    let received = now_ms();
+    let mut events: Vec<NewEvent> = Vec::new();
+    let mut up_to = None;
+    for body in bodies {
+        let AgentMessage::Events { first_seq, records } = decode(body, "undecodable message")?
+        else {
+            return Err(SessionError::Violation("expected Events".into()));
+        };
+        let Some(count) = u64::try_from(records.len()).ok().filter(|&n| n > 0) else {
+            continue;
+        };
+        let last = first_seq
+            .checked_add(count - 1)
+            .filter(|&last| i64::try_from(last).is_ok())
+            .ok_or_else(|| {
+                SessionError::Violation(format!("sequence numbers from {first_seq} overflow"))
+            })?;
+        let before = events.len();
+        events.extend(
+            records
+                .iter()
+                .zip(first_seq..)
+                .map(|(r, seq)| decode_record(seq, r, received)),
+        );
+        let malformed = events[before..]
+            .iter()
+            .filter(|e| e.kind == "malformed")
+            .count();
+        if malformed > 0 {
+            log::warn!(
+                "agent {} ({name}): {malformed} malformed records in {first_seq}..={last}",
+                format_agent_id(agent_id)
+            );
+        }
+        up_to = Some(last);
+    }
+    let Some(last) = up_to else {
         // Nothing to store: ack what is already held.
         return Ok(ctx.store.call(move |db| db.watermark(agent_id)).await?);
     };
-    let last = first_seq
-        .checked_add(count - 1)
-        .filter(|&last| i64::try_from(last).is_ok())
-        .ok_or_else(|| {
-            SessionError::Violation(format!("sequence numbers from {first_seq} overflow"))
-        })?;
-    let received = now_ms();
-    let events: Vec<NewEvent> = records
-        .iter()
-        .zip(first_seq..)
-        .map(|(r, seq)| decode_record(seq, r, received))
-        .collect();
-    let malformed = events.iter().filter(|e| e.kind == "malformed").count();
-    if malformed > 0 {
-        log::warn!(
-            "agent {} ({name}): {malformed} malformed records in {first_seq}..={last}",
-            format_agent_id(agent_id)
-        );
-    }
+    let count = events.len();
     let name = name.to_string();
     let fresh = ctx
         .store

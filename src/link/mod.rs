@@ -59,6 +59,9 @@ pub struct LinkConfig {
     pub backoff_max: Duration,
 }
 
+/// Frames sent and not yet acknowledged, at most.
+pub const MAX_FRAMES_IN_FLIGHT: usize = 16;
+
 /// Default [`LinkConfig::max_batch_records`].
 pub const DEFAULT_MAX_BATCH_RECORDS: usize = 256;
 
@@ -74,7 +77,9 @@ impl LinkConfig {
             events_per_second: buffer.events_per_second,
             flood_threshold: buffer.flood_threshold,
             max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
-            max_unacked_bytes: 4 * manager.max_frame_bytes,
+            // Frames in flight cost the agent no memory (they stay in the spool until acked), and
+            // each one waits for the manager's commit: a wide window keeps the link busy.
+            max_unacked_bytes: MAX_FRAMES_IN_FLIGHT * manager.max_frame_bytes,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
         }

@@ -35,6 +35,8 @@ pub enum Payload {
     Command(CommandEvent),
     /// File integrity monitoring (`fim` module).
     Fim(crate::fim::FimEvent),
+    /// Rootkit and anomaly detection (`rootcheck` module).
+    Rootcheck(crate::rootcheck::RootcheckEvent),
 }
 
 impl Payload {
@@ -48,6 +50,7 @@ impl Payload {
             Payload::Log(_) => "log.line",
             Payload::Command(c) => c.kind(),
             Payload::Fim(f) => f.kind(),
+            Payload::Rootcheck(r) => r.kind(),
         }
     }
 }

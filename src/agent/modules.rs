@@ -46,6 +46,12 @@ pub fn build(config: &Config, remote: RemoteReceiver) -> Vec<Box<dyn Module>> {
             config.modules.fim.clone(),
         )));
     }
+    #[cfg(feature = "rootcheck")]
+    if config.modules.rootcheck.enabled {
+        modules.push(Box::new(crate::modules::rootcheck::Rootcheck::new(
+            config.modules.rootcheck.clone(),
+        )));
+    }
     let _ = (config, remote);
     modules
 }

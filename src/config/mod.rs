@@ -246,4 +246,6 @@ pub struct ModulesConfig {
     pub command: crate::modules::command::CommandConfig,
     /// `[modules.fim]`
     pub fim: crate::modules::fim::FimConfig,
+    /// `[modules.rootcheck]`
+    pub rootcheck: crate::modules::rootcheck::RootcheckConfig,
 }

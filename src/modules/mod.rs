@@ -8,4 +8,5 @@ pub mod fim;
 pub mod generator;
 pub mod inventory;
 pub mod logcollector;
+pub mod rootcheck;
 pub mod sca;

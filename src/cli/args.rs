@@ -21,6 +21,8 @@ pub enum Command {
     Health { within_secs: u64 },
     /// Start a local manager and agent on loopback and print live events.
     Demo,
+    /// Run one rootcheck scan now and print its findings.
+    Rootcheck,
     /// Print the version.
     Version,
     /// Print usage.
@@ -53,6 +55,7 @@ commands:
                  exit 0 when the configuration is valid, the agent is enrolled and the running
                  agent is connected to its manager within SECONDS (default 60); else exit 1
   demo           run a local manager and agent on loopback, printing live events
+  rootcheck      run one rootkit/anomaly scan with [modules.rootcheck] and print the findings
   version        print the version
 
 options:
@@ -113,6 +116,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
                 })
             }
             "demo" => command = Some(Command::Demo),
+            "rootcheck" => command = Some(Command::Rootcheck),
             other => return Err(format!("unknown command `{other}`")),
         }
     }

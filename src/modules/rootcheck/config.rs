@@ -97,9 +97,9 @@ pub struct RootcheckConfig {
     pub ignore: Vec<PathBuf>,
     /// Names under `dev_root` allowed to be regular or hidden files (Wazuh's list plus container
     /// runtimes'). Default: `MAKEDEV`, `README.MAKEDEV`, `MAKEDEV.README`, `MAKEDEV.local`,
-    /// `.udevdb`, `.udev.tdb`, `.initramfs-tools`, `.initramfs`, `.udev`, `.lxc`, `.lxd-mounts`,
-    /// `oprofile`, `fd`, `cgroup`, `termination-log`, `shm`, `mqueue`, `hugepages`, `.mdadm`,
-    /// `.blkid.tab`, `.blkid.tab.old`.
+    /// `.udevdb`, `.udev.tdb`, `.initramfs-tools`, `.initramfs`, `.udev`, `.lxc`, `.lxc-boot-id`,
+    /// `.lxd-mounts`, `oprofile`, `fd`, `cgroup`, `termination-log`, `shm`, `mqueue`,
+    /// `hugepages`, `.mdadm`, `.blkid.tab`, `.blkid.tab.old`.
     pub dev_allowed: Vec<String>,
 }
 
@@ -181,6 +181,7 @@ impl Default for RootcheckConfig {
                 ".initramfs",
                 ".udev",
                 ".lxc",
+                ".lxc-boot-id",
                 ".lxd-mounts",
                 "oprofile",
                 "fd",

@@ -1,7 +1,7 @@
 //! Host anomalies: files in `/dev` where only devices belong, promiscuous interfaces, kernel
 //! modules listed in one place and not the other.
 
-use super::scan::{Finding, Scan};
+use super::scan::{room_for_one, Finding, Scan};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -54,7 +54,7 @@ pub async fn check_dev(scan: &mut Scan<'_>) {
             if kind.is_dir()
                 && !device
                 && depth < DEV_MAX_DEPTH
-                && scan.memory().try_reserve(&mut stack, 1).is_ok()
+                && room_for_one(scan.memory(), &mut stack)
             {
                 stack.push((path, depth + 1));
             }
@@ -102,10 +102,13 @@ pub async fn check_interfaces(scan: &mut Scan<'_>) {
 /// Kernel modules: one in `proc_root/modules` but not in `sys_root/module` (removed from sysfs),
 /// or a loadable one in `sys_root/module` (it has an `initstate`) that `proc_root/modules` leaves
 /// out. Built-in modules appear in `sys_root/module` only and have no `initstate`: not reported.
+/// A module being loaded or removed during the comparison is not hidden: both lists are read a
+/// second time after a short pause, and only differences found both times are reported.
 pub async fn check_modules(scan: &mut Scan<'_>) {
     let list_path = scan.config.proc_root.join("modules");
-    let listed_text = match std::fs::read_to_string(&list_path) {
-        Ok(text) => text,
+    let sys_dir = scan.config.sys_root.join("module");
+    let first = match compare_modules(&list_path, &sys_dir) {
+        Ok(first) => first,
         Err(e) => {
             scan.skip(format!(
                 "modules: {}: {e} (a kernel without loadable modules)",
@@ -114,53 +117,65 @@ pub async fn check_modules(scan: &mut Scan<'_>) {
             return;
         }
     };
+    scan.checked("modules", first.examined);
+    if first.hidden.is_empty() {
+        return;
+    }
+    smol::Timer::after(std::time::Duration::from_millis(100)).await;
+    let Ok(second) = compare_modules(&list_path, &sys_dir) else {
+        return;
+    };
+    for (name, path, details) in first.hidden {
+        if second.hidden.iter().any(|(n, _, _)| *n == name) {
+            scan.report(module_finding(&name, &path, details));
+        }
+    }
+}
+
+/// The modules that one list has and the other does not: `(name, path, how)`.
+struct ModuleComparison {
+    hidden: Vec<(String, PathBuf, String)>,
+    examined: u64,
+}
+
+fn compare_modules(list_path: &Path, sys_dir: &Path) -> std::io::Result<ModuleComparison> {
+    let listed_text = std::fs::read_to_string(list_path)?;
     let listed: Vec<&str> = listed_text
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    let sys_dir = scan.config.sys_root.join("module");
-    let mut examined = 0u64;
+    let mut result = ModuleComparison {
+        hidden: Vec::new(),
+        examined: listed.len() as u64,
+    };
     for name in &listed {
-        scan.pacer.tick().await;
-        examined += 1;
         let path = sys_dir.join(name);
         if !path.exists() {
-            scan.report(module_finding(
-                name,
-                &path,
-                format!(
-                    "listed in {} but missing from {}",
-                    list_path.display(),
-                    sys_dir.display()
-                ),
-            ));
+            let how = format!(
+                "listed in {} but missing from {}",
+                list_path.display(),
+                sys_dir.display()
+            );
+            result.hidden.push((name.to_string(), path, how));
         }
     }
-    let Ok(entries) = std::fs::read_dir(&sys_dir) else {
-        scan.checked("modules", examined);
-        return;
-    };
-    for entry in entries.flatten() {
-        scan.pacer.tick().await;
-        examined += 1;
+    for entry in std::fs::read_dir(sys_dir).into_iter().flatten().flatten() {
+        result.examined += 1;
         let name = entry.file_name().to_string_lossy().into_owned();
         let state_path = entry.path().join("initstate");
         let Ok(state) = std::fs::read_to_string(&state_path) else {
             continue; // built in
         };
         if state.trim() == "live" && !listed.contains(&name.as_str()) {
-            scan.report(module_finding(
-                &name,
-                &entry.path(),
-                format!(
-                    "loaded ({} is live) but missing from {}",
-                    state_path.display(),
-                    list_path.display()
-                ),
-            ));
+            let how = format!(
+                "loaded ({} is live) but missing from {}",
+                state_path.display(),
+                list_path.display()
+            );
+            result.hidden.push((name, entry.path(), how));
         }
     }
-    scan.checked("modules", examined);
+    Ok(result)
 }
 
 fn module_finding(name: &str, path: &Path, details: String) -> Finding {

@@ -8,7 +8,7 @@
 //! reads is not of our own pid namespace (its `self` is not us), nor, when the agent is not root,
 //! on a `/proc` mounted with `hidepid` (others' processes answer but are not listed).
 
-use super::scan::{Finding, Scan};
+use super::scan::{room_for_one, Finding, Scan};
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ pub async fn check(scan: &mut Scan<'_>) {
         if listed.binary_search(&pid).is_ok() {
             continue;
         }
-        if answers(pid).is_some() && scan.memory().try_reserve(&mut candidates, 1).is_ok() {
+        if answers(pid).is_some() && room_for_one(scan.memory(), &mut candidates) {
             candidates.push(pid);
         }
     }
@@ -137,9 +137,12 @@ fn listing(proc_root: &Path, scan: &Scan<'_>) -> Result<Vec<u32>, String> {
             .to_str()
             .and_then(|n| n.parse::<u32>().ok())
         {
-            scan.memory()
-                .try_reserve(&mut pids, 1)
-                .map_err(|e| format!("listing {}: {e}", proc_root.display()))?;
+            if !room_for_one(scan.memory(), &mut pids) {
+                return Err(format!(
+                    "listing {}: memory budget full",
+                    proc_root.display()
+                ));
+            }
             pids.push(pid);
         }
     }
@@ -161,7 +164,7 @@ async fn threads_of(proc_root: &Path, listed: &[u32], scan: &mut Scan<'_>) -> Ve
                 .to_str()
                 .and_then(|n| n.parse::<u32>().ok())
             {
-                if tid != *pid && scan.memory().try_reserve(&mut tids, 1).is_ok() {
+                if tid != *pid && room_for_one(scan.memory(), &mut tids) {
                     tids.push(tid);
                 }
             }

@@ -12,7 +12,7 @@
 //! reported); IPv6-only sockets on a specific address do not conflict with `0.0.0.0` and are not
 //! probed; without root, ports below 1024 cannot be probed (the bind is refused) and are skipped.
 
-use super::scan::{Finding, Scan};
+use super::scan::{room_for_one, Finding, Scan};
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketType};
@@ -64,7 +64,7 @@ pub async fn check(scan: &mut Scan<'_>) {
             }
             match try_bind(&mut socket, kind, port) {
                 Ok(Probe::InUse) => {
-                    if scan.memory().try_reserve(&mut candidates, 1).is_ok() {
+                    if room_for_one(scan.memory(), &mut candidates) {
                         candidates.push(port);
                     }
                 }

@@ -128,11 +128,7 @@ impl<'a> Scan<'a> {
                 return;
             }
         }
-        if self
-            .memory
-            .try_reserve(&mut self.report.findings, 1)
-            .is_err()
-        {
+        if !room_for_one(self.memory, &mut self.report.findings) {
             let note = "findings: memory budget full, further findings dropped".to_string();
             if !self.report.skipped.contains(&note) {
                 self.report.skipped.push(note);
@@ -205,6 +201,16 @@ impl<'a> Scan<'a> {
         self.report.paused = self.pacer.paused();
         self.report
     }
+}
+
+/// Makes room for one more element in `buf` within the budget. Grows by half the length (at
+/// least 8), not by one, so that a run of pushes does not reallocate at every push.
+pub fn room_for_one<T>(memory: &MemoryAccount, buf: &mut Vec<T>) -> bool {
+    if buf.len() < buf.capacity() {
+        return true;
+    }
+    let grow = (buf.len() / 2).max(8);
+    memory.try_reserve(buf, grow).is_ok() || memory.try_reserve(buf, 1).is_ok()
 }
 
 /// Runs one scan with `config` within `memory`.

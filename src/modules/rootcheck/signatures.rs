@@ -9,7 +9,7 @@
 //! Blank lines and `#` comments are ignored; a line that does not parse (e.g. a trojan pattern
 //! without its closing `!`) or whose regex does not compile is skipped and counted.
 
-use super::scan::{Finding, Scan};
+use super::scan::{room_for_one, Finding, Scan};
 use regex_lite::Regex;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -208,7 +208,7 @@ pub async fn check_trojans(scan: &mut Scan<'_>) {
             if !meta.is_file() || seen.contains(&id) {
                 continue;
             }
-            if scan.memory().try_reserve(&mut seen, 1).is_ok() {
+            if room_for_one(scan.memory(), &mut seen) {
                 seen.push(id);
             }
             examined += 1;

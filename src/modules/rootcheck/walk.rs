@@ -12,9 +12,10 @@
 //!
 //! The walk stays on each starting directory's file system and does not follow symlinks.
 
-use super::scan::{Finding, Scan};
+use super::scan::{room_for_one, Finding, Scan};
 use super::signatures::{rootkit_finding, RootkitFile};
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -33,7 +34,11 @@ const NLINK_COUNTS_SUBDIRS: [i64; 5] = [
 
 /// Walks `sys_dirs` (and `shallow_dirs` to their depth) with every file check.
 pub async fn check(scan: &mut Scan<'_>, db: &[RootkitFile]) {
-    let anywhere: Vec<&RootkitFile> = db.iter().filter(|e| e.anywhere).collect();
+    let anywhere: Vec<(&OsStr, &RootkitFile)> = db
+        .iter()
+        .filter(|e| e.anywhere)
+        .filter_map(|e| Some((Path::new(&e.path).file_name()?, e)))
+        .collect();
     let mut starts: Vec<(PathBuf, u32)> = Vec::new();
     for dir in &scan.config.sys_dirs {
         starts.push((scan.under_root(dir), MAX_DEPTH));
@@ -55,7 +60,6 @@ pub async fn check(scan: &mut Scan<'_>, db: &[RootkitFile]) {
             .map(|d| scan.under_root(d))
             .collect(),
         anywhere,
-        fs_cache: Vec::new(),
         started: Vec::new(),
         examined: 0,
     };
@@ -68,9 +72,8 @@ pub async fn check(scan: &mut Scan<'_>, db: &[RootkitFile]) {
 struct Walker<'d> {
     suid_dirs: Vec<PathBuf>,
     ww_dirs: Vec<PathBuf>,
-    anywhere: Vec<&'d RootkitFile>,
-    /// `(device, link counts meaningful)` per file system seen.
-    fs_cache: Vec<(u64, bool)>,
+    /// The `*/name` entries, with the last component of their name.
+    anywhere: Vec<(&'d OsStr, &'d RootkitFile)>,
     /// `(device, inode)` of the directories walks started from (each is walked once).
     started: Vec<(u64, u64)>,
     examined: u64,
@@ -90,34 +93,63 @@ impl Walker<'_> {
         let mut stack: Vec<(PathBuf, u32)> = vec![(start, 0)];
         while let Some((dir, depth)) = stack.pop() {
             scan.pacer.tick().await;
-            let Some(listing) = list(scan, &dir) else {
+            // Whether the directory's entries are in an expected SUID directory, in a directory
+            // that must not be world-writable (decided once per directory, not per file). Where
+            // neither check can report, entries are not `stat`ed: the listing's types suffice.
+            let suid_ok = self.suid_dirs.iter().any(|d| dir.starts_with(d));
+            let ww_watched = self.ww_dirs.iter().any(|d| dir.starts_with(d));
+            let Some(listing) = list(scan, &dir, !suid_ok || ww_watched) else {
                 continue;
             };
+            if listing.dev != device {
+                continue; // another file system is mounted here
+            }
             for entry in &listing.entries {
                 scan.pacer.tick().await;
                 self.examined += 1;
                 let path = dir.join(&entry.name);
-                self.check_entry(scan, &path, entry);
+                if entry.stated {
+                    self.check_entry(scan, &path, entry, suid_ok, ww_watched);
+                } else if entry.is_dir() && self.ww_dirs.contains(&path) {
+                    // A listed world-writable-checked directory met inside a start directory.
+                    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                        let stated = Entry {
+                            name: entry.name.clone(),
+                            mode: meta.mode(),
+                            uid: meta.uid(),
+                            stated: true,
+                        };
+                        self.check_entry(scan, &path, &stated, suid_ok, true);
+                    }
+                }
+                for known in &self.anywhere {
+                    if entry.name == *known.0 && path.ends_with(&known.1.path) {
+                        scan.report(rootkit_finding(known.1, &path));
+                    }
+                }
                 if entry.is_dir()
-                    && entry.dev == device
                     && depth + 1 < max_depth
-                    && scan.memory().try_reserve(&mut stack, 1).is_ok()
+                    && room_for_one(scan.memory(), &mut stack)
                 {
                     stack.push((path, depth + 1));
                 }
             }
-            if self.nlink_meaningful(&dir, listing.dev) && listing.mismatch() {
-                self.recheck_links(scan, &dir);
+            if listing.mismatch() {
+                self.recheck_links(scan, &dir, !suid_ok || ww_watched);
             }
         }
     }
 
-    fn check_entry(&self, scan: &mut Scan<'_>, path: &Path, entry: &Entry) {
+    fn check_entry(
+        &self,
+        scan: &mut Scan<'_>,
+        path: &Path,
+        entry: &Entry,
+        suid_ok: bool,
+        ww_watched: bool,
+    ) {
         let mode = entry.mode;
-        if entry.is_file()
-            && mode & 0o6000 != 0
-            && !self.suid_dirs.iter().any(|d| path.starts_with(d))
-        {
+        if entry.is_file() && mode & 0o6000 != 0 && !suid_ok {
             let which = match mode & 0o6000 {
                 0o6000 => "SUID and SGID",
                 0o4000 => "SUID",
@@ -134,11 +166,7 @@ impl Walker<'_> {
             ));
         }
         let sticky_dir = entry.is_dir() && mode & 0o1000 != 0;
-        if (entry.is_file() || entry.is_dir())
-            && mode & 0o002 != 0
-            && !sticky_dir
-            && self.ww_dirs.iter().any(|d| path.starts_with(d))
-        {
+        if (entry.is_file() || entry.is_dir()) && mode & 0o002 != 0 && !sticky_dir && ww_watched {
             scan.report(Finding::at_path(
                 "world_writable",
                 path,
@@ -150,27 +178,11 @@ impl Walker<'_> {
                 format!("mode {:o} in a system directory", mode & 0o7777),
             ));
         }
-        for known in &self.anywhere {
-            if path.ends_with(&known.path) {
-                scan.report(rootkit_finding(known, path));
-            }
-        }
-    }
-
-    fn nlink_meaningful(&mut self, dir: &Path, dev: u64) -> bool {
-        if let Some((_, ok)) = self.fs_cache.iter().find(|(d, _)| *d == dev) {
-            return *ok;
-        }
-        let ok = rustix::fs::statfs(dir)
-            .map(|s| NLINK_COUNTS_SUBDIRS.contains(&(s.f_type as i64)))
-            .unwrap_or(false);
-        self.fs_cache.push((dev, ok));
-        ok
     }
 
     /// Reads the directory again after a difference; reports it if it is still there, the same.
-    fn recheck_links(&self, scan: &mut Scan<'_>, dir: &Path) {
-        let Some(again) = list(scan, dir) else {
+    fn recheck_links(&self, scan: &mut Scan<'_>, dir: &Path, stat_entries: bool) {
+        let Some(again) = list(scan, dir, stat_entries) else {
             return;
         };
         if !again.mismatch() {
@@ -194,6 +206,8 @@ impl Walker<'_> {
 struct Listing {
     nlink: u64,
     dev: u64,
+    /// `statfs` type, read only when the counts disagree.
+    fs_type: Option<i64>,
     subdirs: u64,
     entries: Vec<Entry>,
 }
@@ -202,9 +216,11 @@ struct Listing {
 /// while they are checked).
 struct Entry {
     name: std::ffi::OsString,
+    /// The file type bits, and the permission bits when `stated`.
     mode: u32,
     uid: u32,
-    dev: u64,
+    /// Whether `mode` and `uid` come from `lstat` (else only the type, from the listing).
+    stated: bool,
 }
 
 impl Entry {
@@ -217,43 +233,78 @@ impl Entry {
 }
 
 impl Listing {
+    /// Whether the link count disagrees with the subdirectories listed, on a file system where
+    /// they must agree.
     fn mismatch(&self) -> bool {
-        self.nlink != self.subdirs + 2
+        self.nlink != u64::MAX
+            && self.nlink != self.subdirs + 2
+            && self
+                .fs_type
+                .is_some_and(|t| NLINK_COUNTS_SUBDIRS.contains(&t))
     }
 }
 
-/// Reads a directory: `lstat` of it, then its entries (without the names a test hides).
-fn list(scan: &Scan<'_>, dir: &Path) -> Option<Listing> {
-    let meta = std::fs::symlink_metadata(dir).ok()?;
-    let entries = std::fs::read_dir(dir).ok()?;
+/// Reads a directory: `fstat` of it, then its entries (without the names a test hides), with
+/// `stat_entries` each `lstat`ed relative to the open directory (no path lookup from the root
+/// for every file); without, only those whose type the listing does not give.
+fn list(scan: &Scan<'_>, dir: &Path, stat_entries: bool) -> Option<Listing> {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let stat = rustix::fs::fstat(&fd).ok()?;
     let mut listing = Listing {
-        nlink: meta.nlink(),
-        dev: meta.dev(),
+        nlink: stat.st_nlink as u64,
+        dev: stat.st_dev as u64,
+        fs_type: None,
         subdirs: 0,
         entries: Vec::new(),
     };
+    let entries = rustix::fs::Dir::read_from(&fd).ok()?;
     for entry in entries.flatten() {
-        let name = entry.file_name();
+        let raw = entry.file_name();
+        let bytes = raw.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        let name = std::ffi::OsString::from_vec(bytes.to_vec());
         if hidden_by_test(scan, &name) {
             continue;
         }
-        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
-            continue; // removed meanwhile
+        let listed_type = entry.file_type();
+        let entry = if stat_entries || listed_type == rustix::fs::FileType::Unknown {
+            let Ok(meta) = rustix::fs::statat(&fd, raw, AtFlags::SYMLINK_NOFOLLOW) else {
+                continue; // removed meanwhile
+            };
+            Entry {
+                name,
+                mode: meta.st_mode,
+                uid: meta.st_uid,
+                stated: true,
+            }
+        } else {
+            Entry {
+                name,
+                mode: listed_type.as_raw_mode(),
+                uid: 0,
+                stated: false,
+            }
         };
-        if meta.is_dir() {
+        if entry.is_dir() {
             listing.subdirs += 1;
         }
-        if scan.memory().try_reserve(&mut listing.entries, 1).is_err() {
+        if !room_for_one(scan.memory(), &mut listing.entries) {
             // Too large to hold: no link count comparison for this directory.
-            listing.nlink = listing.subdirs + 2;
+            listing.nlink = u64::MAX;
             break;
         }
-        listing.entries.push(Entry {
-            name,
-            mode: meta.mode(),
-            uid: meta.uid(),
-            dev: meta.dev(),
-        });
+        listing.entries.push(entry);
+    }
+    if listing.nlink != listing.subdirs + 2 && listing.nlink != u64::MAX {
+        listing.fs_type = rustix::fs::fstatfs(&fd).ok().map(|s| s.f_type as i64);
     }
     Some(listing)
 }

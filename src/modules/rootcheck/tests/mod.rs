@@ -268,6 +268,46 @@ fn signatures_find_rootkit_files_and_trojaned_binaries() {
 }
 
 #[test]
+fn suid_and_world_writable_files_are_found_where_they_do_not_belong() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let set_mode = |path: &Path, mode: u32| {
+        write(path, b"x");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    set_mode(&root.join("usr/bin/passwd"), 0o4755); // expected
+    set_mode(&root.join("var/cache/.x/sh"), 0o4755);
+    set_mode(&root.join("var/cache/wall"), 0o2755);
+    set_mode(&root.join("etc/shadow"), 0o666);
+    set_mode(&root.join("var/cache/scratch"), 0o666); // not a system directory
+    std::fs::create_dir_all(root.join("etc/spool")).unwrap();
+    std::fs::set_permissions(
+        root.join("etc/spool"),
+        std::fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap(); // sticky: allowed
+    let config = RootcheckConfig {
+        root: root.to_path_buf(),
+        sys_dirs: vec!["/usr".into(), "/etc".into(), "/var".into()],
+        ..only(|c| c.check_sys = true)
+    };
+    let mut found: Vec<String> = run(&config)
+        .into_iter()
+        .map(|f| format!("{} {}", f.kind, f.path.unwrap_or_default()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            format!("suid_file {}", root.join("var/cache/.x/sh").display()),
+            format!("suid_file {}", root.join("var/cache/wall").display()),
+            format!("world_writable {}", root.join("etc/shadow").display()),
+        ]
+    );
+}
+
+#[test]
 fn finding_is_reported_once_and_again_after_it_went_away() {
     let dir = tempfile::tempdir().unwrap();
     let dev = dir.path().join("dev");

@@ -35,8 +35,8 @@ pub enum Payload {
     Command(CommandEvent),
     /// File integrity monitoring (`fim` module).
     Fim(crate::fim::FimEvent),
-    /// Rootkit and anomaly detection (`rootcheck` module).
-    Rootcheck(crate::rootcheck::RootcheckEvent),
+    /// Rootkit and anomaly detection (`rootcheck` module). Boxed: findings are large.
+    Rootcheck(Box<crate::rootcheck::RootcheckEvent>),
 }
 
 impl Payload {

@@ -29,7 +29,7 @@ impl Rootcheck {
         loop {
             let events = scan_events(&self.config, ctx.memory(), &mut seen).await?;
             for event in events {
-                ctx.send(Payload::Rootcheck(event)).await?;
+                ctx.send(Payload::Rootcheck(Box::new(event))).await?;
             }
             if !ctx.sleep(interval).await {
                 return Ok(());

@@ -304,7 +304,13 @@ fn list(scan: &Scan<'_>, dir: &Path, stat_entries: bool) -> Option<Listing> {
         listing.entries.push(entry);
     }
     if listing.nlink != listing.subdirs + 2 && listing.nlink != u64::MAX {
-        listing.fs_type = rustix::fs::fstatfs(&fd).ok().map(|s| s.f_type as i64);
+        // `f_type` is i64 on some targets, u32 or i32 on others (32-bit ARM, where F2FS's magic
+        // is negative as an i32): compared as its low 32 bits.
+        #[allow(clippy::unnecessary_cast)]
+        let fs_type = rustix::fs::fstatfs(&fd)
+            .ok()
+            .map(|s| (s.f_type as i64) & 0xFFFF_FFFF);
+        listing.fs_type = fs_type;
     }
     Some(listing)
 }

@@ -263,8 +263,12 @@ fn list(scan: &Scan<'_>, dir: &Path, stat_entries: bool) -> Option<Listing> {
         subdirs: 0,
         entries: Vec::new(),
     };
-    let entries = rustix::fs::Dir::read_from(&fd).ok()?;
-    for entry in entries.flatten() {
+    // The stream takes the descriptor (`read_from` would open the directory a second time).
+    let mut entries = rustix::fs::Dir::new(fd).ok()?;
+    while let Some(entry) = entries.read() {
+        let Ok(entry) = entry else {
+            break;
+        };
         let raw = entry.file_name();
         let bytes = raw.to_bytes();
         if bytes == b"." || bytes == b".." {
@@ -276,7 +280,10 @@ fn list(scan: &Scan<'_>, dir: &Path, stat_entries: bool) -> Option<Listing> {
         }
         let listed_type = entry.file_type();
         let entry = if stat_entries || listed_type == rustix::fs::FileType::Unknown {
-            let Ok(meta) = rustix::fs::statat(&fd, raw, AtFlags::SYMLINK_NOFOLLOW) else {
+            let Ok(meta) = entries
+                .fd()
+                .and_then(|fd| rustix::fs::statat(fd, raw, AtFlags::SYMLINK_NOFOLLOW))
+            else {
                 continue; // removed meanwhile
             };
             Entry {
@@ -307,7 +314,8 @@ fn list(scan: &Scan<'_>, dir: &Path, stat_entries: bool) -> Option<Listing> {
         // `f_type` is i64 on some targets, u32 or i32 on others (32-bit ARM, where F2FS's magic
         // is negative as an i32): compared as its low 32 bits.
         #[allow(clippy::unnecessary_cast)]
-        let fs_type = rustix::fs::fstatfs(&fd)
+        let fs_type = entries
+            .statfs()
             .ok()
             .map(|s| (s.f_type as i64) & 0xFFFF_FFFF);
         listing.fs_type = fs_type;

@@ -13,8 +13,9 @@
 # directories, the shipped signature databases in etc/rootcheck/), then once more with Wazuh's
 # databases from ../shared/testdata when they are there. chkrootkit runs as `chkrootkit -q`,
 # rkhunter as `rkhunter --check --sk --nocolors --rwo` (no interaction, warnings only). The page
-# cache is warmed by a first unmeasured gatewatch scan. docs/PERFORMANCE.md records results with
-# the machine and the command.
+# cache is warmed by a first unmeasured gatewatch scan. chkrootkit walks the whole disk: on a
+# machine with large build trees it takes many minutes (14 on the dev VM). docs/PERFORMANCE.md
+# records results with the machine and the command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/install.sh

@@ -135,7 +135,10 @@ impl Walker<'_> {
                 }
             }
             if listing.mismatch() {
-                self.recheck_links(scan, &dir, !suid_ok || ww_watched);
+                let first = (listing.nlink, listing.subdirs);
+                drop(listing);
+                self.recheck_links(scan, &dir, !suid_ok || ww_watched, first)
+                    .await;
             }
         }
     }
@@ -180,12 +183,21 @@ impl Walker<'_> {
         }
     }
 
-    /// Reads the directory again after a difference; reports it if it is still there, the same.
-    fn recheck_links(&self, scan: &mut Scan<'_>, dir: &Path, stat_entries: bool) {
+    /// A directory whose entries change (e.g. `/tmp` while programs make temporary directories)
+    /// can show a difference for a moment: it is read again after a pause, and reported only if
+    /// the same difference (same link count, same subdirectories listed) is still there.
+    async fn recheck_links(
+        &self,
+        scan: &mut Scan<'_>,
+        dir: &Path,
+        stat_entries: bool,
+        first: (u64, u64),
+    ) {
+        smol::Timer::after(std::time::Duration::from_millis(50)).await;
         let Some(again) = list(scan, dir, stat_entries) else {
             return;
         };
-        if !again.mismatch() {
+        if !again.mismatch() || (again.nlink, again.subdirs) != first {
             return;
         }
         scan.report(Finding::at_path(

@@ -133,7 +133,9 @@ pub fn load_files_db(scan: &mut Scan<'_>) -> Vec<RootkitFile> {
     }
 }
 
-/// Looks for every fixed path of the rootkit files database under the root.
+/// Looks for every fixed path of the rootkit files database under the root, by `lstat` (which
+/// finds a file that a rootkit hides from directory listings); a file found that its directory's
+/// listing leaves out is said so in the finding.
 pub async fn check_files(scan: &mut Scan<'_>, db: &[RootkitFile]) {
     let mut examined = 0u64;
     for entry in db.iter().filter(|e| !e.anywhere) {
@@ -141,10 +143,27 @@ pub async fn check_files(scan: &mut Scan<'_>, db: &[RootkitFile]) {
         examined += 1;
         let path = scan.config.root.join(&entry.path);
         if std::fs::symlink_metadata(&path).is_ok() {
-            scan.report(rootkit_finding(entry, &path));
+            let mut finding = rootkit_finding(entry, &path);
+            if !listed_in_parent(&path) {
+                finding
+                    .details
+                    .push_str("; stat finds it but its directory's listing does not show it");
+            }
+            scan.report(finding);
         }
     }
     scan.checked("rootkit_files", examined);
+}
+
+/// Whether `path`'s name is among the entries its directory lists.
+fn listed_in_parent(path: &Path) -> bool {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return true;
+    };
+    match std::fs::read_dir(parent) {
+        Ok(entries) => entries.flatten().any(|e| e.file_name() == name),
+        Err(_) => true, // cannot tell
+    }
 }
 
 /// The finding for a file of the rootkit files database found at `path`.

@@ -165,6 +165,57 @@ fn directory_without_hidden_entries_has_no_finding() {
     assert_eq!(run(&config), Vec::new());
 }
 
+/// Unmounts on drop.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn overlayfs_directories_give_no_false_positive() {
+    // A merged overlayfs directory reports a link count of 1 whatever its subdirectories: the
+    // walk must not compare there (container roots are overlays).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for sub in ["lower/a", "lower/b", "upper/c", "work", "merged"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        d.join("lower").display(),
+        d.join("upper").display(),
+        d.join("work").display()
+    );
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(d.join("merged"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "mounting an overlay needs root (CI runs as root)"
+        );
+        println!("skipped: cannot mount an overlay here (not root?)");
+        return;
+    }
+    let _guard = Mounted(d.join("merged"));
+    let nlink =
+        std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(d.join("merged")).unwrap());
+    assert_eq!(
+        nlink, 1,
+        "the merged directory's link count ignores its 3 subdirectories"
+    );
+    let config = RootcheckConfig {
+        sys_dirs: vec![d.join("merged")],
+        ..only(|c| c.check_sys = true)
+    };
+    assert_eq!(run(&config), Vec::new());
+}
+
 #[test]
 fn dev_anomaly_is_found() {
     let dir = tempfile::tempdir().unwrap();

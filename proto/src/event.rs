@@ -46,6 +46,8 @@ pub enum Payload {
     Container(crate::containers::ContainerEvent),
     /// Records read from cloud providers' security logs (`cloud` module).
     Cloud(crate::cloud::CloudEvent),
+    /// Rootkit and anomaly detection (`rootcheck` module). Boxed: findings are large.
+    Rootcheck(Box<crate::rootcheck::RootcheckEvent>),
 }
 
 impl Payload {
@@ -63,6 +65,7 @@ impl Payload {
             Payload::Response(r) => r.outcome.kind(),
             Payload::Container(c) => c.kind(),
             Payload::Cloud(c) => c.kind(),
+            Payload::Rootcheck(r) => r.kind(),
         }
     }
 }

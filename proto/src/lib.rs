@@ -23,6 +23,7 @@ pub mod event;
 pub mod fim;
 pub mod frame;
 pub mod inventory;
+pub mod rootcheck;
 pub mod sca;
 pub mod session;
 

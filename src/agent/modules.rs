@@ -54,6 +54,12 @@ pub fn build(
             config.modules.fim.clone(),
         )));
     }
+    #[cfg(feature = "rootcheck")]
+    if config.modules.rootcheck.enabled {
+        modules.push(Box::new(crate::modules::rootcheck::Rootcheck::new(
+            config.modules.rootcheck.clone(),
+        )));
+    }
     #[cfg(feature = "response")]
     if config.modules.response.enabled {
         modules.push(Box::new(crate::modules::response::ResponseModule::new(

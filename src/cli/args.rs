@@ -23,6 +23,8 @@ pub enum Command {
     Demo,
     /// Put a quarantined file back (`response restore <id>`).
     Restore { id: String },
+    /// Run one rootcheck scan now and print its findings.
+    Rootcheck,
     /// Print the version.
     Version,
     /// Print usage.
@@ -57,6 +59,7 @@ commands:
   demo           run a local manager and agent on loopback, printing live events
   response restore ID
                  put the file the active response quarantined as ID back where it was
+  rootcheck      run one rootkit/anomaly scan with [modules.rootcheck] and print the findings
   version        print the version
 
 options:
@@ -123,6 +126,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
                 })
             }
             "demo" => command = Some(Command::Demo),
+            "rootcheck" => command = Some(Command::Rootcheck),
             other => return Err(format!("unknown command `{other}`")),
         }
     }

@@ -133,6 +133,12 @@ fn agent_config(
         }
         _ => println!("         (containers: skipped, no engine socket found)"),
     }
+    // One rootkit scan at start with the shipped signatures, then every 12 h.
+    config.modules.rootcheck.enabled = cfg!(feature = "rootcheck");
+    config.modules.rootcheck.interval_secs = 43_200;
+    let rootcheck_db = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/etc/rootcheck"));
+    config.modules.rootcheck.rootkit_files = rootcheck_db.join("rootkit_files.txt");
+    config.modules.rootcheck.rootkit_trojans = rootcheck_db.join("rootkit_trojans.txt");
     config
 }
 

@@ -62,6 +62,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         Command::Run => run_agent(&config_path),
         Command::Demo => demo(),
         Command::Restore { id } => restore(&config_path, &id),
+        Command::Rootcheck => rootcheck(&config_path, args.config.is_some()),
     }
 }
 
@@ -86,6 +87,47 @@ fn restore(path: &Path, id: &str) -> Result<ExitCode, String> {
             "cannot restore {id} from {}: this build has no response module",
             dir.display()
         ))
+    }
+}
+
+/// One rootcheck scan with the configuration's `[modules.rootcheck]` (its defaults when no
+/// configuration file was named and the default one does not exist), printed one finding a line.
+fn rootcheck(path: &Path, named: bool) -> Result<ExitCode, String> {
+    #[cfg(feature = "rootcheck")]
+    {
+        let settings = if named || path.exists() {
+            load(path)?.modules.rootcheck
+        } else {
+            crate::modules::rootcheck::RootcheckConfig::default()
+        };
+        let account = crate::runtime::budget::account_for("rootcheck")
+            .ok_or("no free memory account for rootcheck")?;
+        let memory = crate::runtime::MemoryAccount::new(account, settings.budget_bytes);
+        let report = smol::block_on(crate::modules::rootcheck::run_scan(&settings, &memory));
+        for finding in &report.findings {
+            println!("{}: {} ({})", finding.kind, finding.title, finding.details);
+        }
+        for skipped in &report.skipped {
+            println!("skipped: {skipped}");
+        }
+        let checked: Vec<String> = report
+            .checked
+            .iter()
+            .map(|(check, n)| format!("{check}={n}"))
+            .collect();
+        println!(
+            "rootcheck: {} findings in {} ms ({} ms paused); examined {}",
+            report.findings.len(),
+            report.duration.as_millis(),
+            report.paused.as_millis(),
+            checked.join(" ")
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+    #[cfg(not(feature = "rootcheck"))]
+    {
+        let _ = (path, named);
+        Err("this build has no rootcheck module (cargo feature `rootcheck`)".into())
     }
 }
 

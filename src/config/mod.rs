@@ -252,4 +252,6 @@ pub struct ModulesConfig {
     pub containers: crate::modules::containers::ContainersConfig,
     /// `[modules.cloud]`
     pub cloud: crate::modules::cloud::CloudConfig,
+    /// `[modules.rootcheck]`
+    pub rootcheck: crate::modules::rootcheck::RootcheckConfig,
 }

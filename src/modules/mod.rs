@@ -11,4 +11,5 @@ pub mod generator;
 pub mod inventory;
 pub mod logcollector;
 pub mod response;
+pub mod rootcheck;
 pub mod sca;

@@ -95,10 +95,13 @@ pub struct LocalTime {
 
 /// The local time (per `TZ` / `/etc/localtime`, through the C library).
 pub fn local_time(now: SystemTime) -> LocalTime {
-    let secs = now
+    let since_epoch = now
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
+        .map(|d| d.as_secs())
         .unwrap_or(0);
+    // Whatever width the C library gives `time_t` (musl's 32-bit targets are moving to 64 bits),
+    // the conversion is checked; a time it cannot hold falls back to the epoch.
+    let secs = since_epoch.try_into().unwrap_or_default();
     // SAFETY: `tm` is plain data that localtime_r fills; both pointers are valid for the call.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };

@@ -2,6 +2,9 @@
 //! authorization), started by each test on a free loopback port (installed by
 //! `scripts/ci-cloud.sh`), the module run on the executor with the harness in `cloud_support`.
 
+// The cloud module is in the default build, not in `gateway` (which the ARM runs test).
+#![cfg(feature = "cloud")]
+
 mod cloud_support;
 
 use cloud_support::{http, records, run_module, Cursors};

@@ -3,6 +3,9 @@
 //! runs the real agent binary against the real manager; the others run the module on the
 //! executor with the harness in `cloud_support`. Azure Storage is in `cloud_azure.rs`.
 
+// The cloud module is in the default build, not in `gateway` (which the ARM runs test).
+#![cfg(feature = "cloud")]
+
 mod cloud_support;
 mod module_support;
 

@@ -244,3 +244,46 @@ fn silent_session_is_closed_after_the_idle_timeout() {
         m.agents().unwrap()[0].status == AgentStatus::Disconnected
     });
 }
+
+#[test]
+fn frames_written_together_are_stored_and_the_last_is_acked() {
+    // Ten Events frames and a keep-alive in one write: the manager stores the frames it already
+    // holds in one transaction (group commit), acks up to the last, then answers the keep-alive.
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    let (id, key) = enroll_ok(&m, "gw1");
+    let (mut c, _) = session(&m, id, &key);
+    let mut bytes = Vec::new();
+    for frame_no in 0..10u64 {
+        let first = frame_no * 3 + 1;
+        let records: Vec<Vec<u8>> = (first..first + 3).map(record).collect();
+        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let msg = AgentMessage::Events {
+            first_seq: first,
+            records: refs,
+        };
+        bytes.extend(gatewatch_proto::frame::encode(&msg, 64 * 1024).unwrap());
+    }
+    let keepalive = AgentMessage::Keepalive {
+        status: KeepaliveStatus {
+            version: "test".into(),
+            ..Default::default()
+        },
+    };
+    bytes.extend(gatewatch_proto::frame::encode(&keepalive, 64 * 1024).unwrap());
+    c.send_raw(&bytes);
+    let mut acked = 0;
+    loop {
+        match c.recv::<ManagerMessage>() {
+            Some(ManagerMessage::Ack { up_to }) => {
+                assert!(up_to > acked, "acks only move forward");
+                acked = up_to;
+            }
+            Some(ManagerMessage::KeepaliveAck) => break,
+            other => panic!("expected acks then a keep-alive answer, got {other:?}"),
+        }
+    }
+    assert_eq!(acked, 30, "every frame before the keep-alive was acknowledged");
+    let rows = query(dir.path(), "SELECT COUNT(*) FROM events");
+    assert_eq!(rows, vec![vec!["30"]]);
+}

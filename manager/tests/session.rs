@@ -283,7 +283,10 @@ fn frames_written_together_are_stored_and_the_last_is_acked() {
             other => panic!("expected acks then a keep-alive answer, got {other:?}"),
         }
     }
-    assert_eq!(acked, 30, "every frame before the keep-alive was acknowledged");
+    assert_eq!(
+        acked, 30,
+        "every frame before the keep-alive was acknowledged"
+    );
     let rows = query(dir.path(), "SELECT COUNT(*) FROM events");
     assert_eq!(rows, vec![vec!["30"]]);
 }

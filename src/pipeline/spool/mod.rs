@@ -212,19 +212,7 @@ impl Spool {
         config.validate()?;
         std::fs::create_dir_all(dir).map_err(|e| with_context(e, dir))?;
         let dir_file = File::open(dir).map_err(|e| with_context(e, dir))?;
-        rustix::fs::flock(
-            &dir_file,
-            rustix::fs::FlockOperation::NonBlockingLockExclusive,
-        )
-        .map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "spool directory {} is in use by another process ({e})",
-                    dir.display()
-                ),
-            )
-        })?;
+        lock_exclusive(&dir_file, dir)?;
         let found = recovery::recover(dir)?;
         let cursor_costs = found
             .cursors
@@ -433,4 +421,30 @@ impl Outbox for Spool {
 /// `e` with the path it concerns in its message.
 fn with_context(e: io::Error, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Takes the spool directory's lock, so that two agents never share a spool. A child process
+/// that this process is starting holds a copy of every descriptor (and so the lock of a spool
+/// just closed) until it execs: a refusal is retried for up to a second before it is final.
+fn lock_exclusive(dir_file: &File, dir: &Path) -> io::Result<()> {
+    const ATTEMPTS: u32 = 20;
+    for attempt in 1..=ATTEMPTS {
+        match rustix::fs::flock(
+            dir_file,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt == ATTEMPTS || e != rustix::io::Errno::WOULDBLOCK => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "spool directory {} is in use by another process ({e})",
+                        dir.display()
+                    ),
+                ));
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+    Ok(())
 }

@@ -272,7 +272,8 @@ where
                 match after {
                     None => {}
                     Some(Ok(Some(body))) => {
-                        if handle_frame(ctx, conn, agent_id, name, &body).await? == Flow::Stop {
+                        let flow = handle_frame(ctx, conn, agent_id, name, &body).await?;
+                        if flow == Flow::Stop {
                             return Ok(());
                         }
                     }

@@ -24,17 +24,9 @@ pub async fn poll(
     let fail = |e: String| ModuleError(format!("graph `{}`: {e}", source.name));
     let url = Url::parse(&source.endpoint).map_err(|e| fail(format!("endpoint {e}")))?;
     let key = source_key("graph", &[&source.name]);
-    let token = match tokens.get(&key) {
-        Some(token) => token,
-        None => {
-            let scope = format!("{}/.default", source.endpoint.trim_end_matches('/'));
-            let (token, expires) = oauth::client_credentials(http, &source.app, &scope)
-                .await
-                .map_err(fail)?;
-            tokens.put(&key, &token, expires);
-            token
-        }
-    };
+    let token = oauth::app_token(http, tokens, &key, &source.app, &source.endpoint)
+        .await
+        .map_err(fail)?;
     let (resource, field, service) = match source.kind {
         GraphKind::Signins => ("signIns", "createdDateTime", "graph_signins"),
         GraphKind::Audits => ("directoryAudits", "activityDateTime", "graph_audits"),

@@ -66,17 +66,9 @@ pub async fn poll(
     let fail = |e: String| ModuleError(format!("log_analytics `{}`: {e}", source.name));
     let url = Url::parse(&source.endpoint).map_err(|e| fail(format!("endpoint {e}")))?;
     let key = source_key("la", &[&source.name]);
-    let token = match tokens.get(&key) {
-        Some(token) => token,
-        None => {
-            let scope = format!("{}/.default", source.endpoint.trim_end_matches('/'));
-            let (token, expires) = oauth::client_credentials(http, &source.app, &scope)
-                .await
-                .map_err(fail)?;
-            tokens.put(&key, &token, expires);
-            token
-        }
-    };
+    let token = oauth::app_token(http, tokens, &key, &source.app, &source.endpoint)
+        .await
+        .map_err(fail)?;
     let since = last_seen(ctx, &key, source.only_logs_after.as_deref(), today);
     let query = format!(
         "{} | where {TIME_COLUMN} > datetime({since}) | sort by {TIME_COLUMN} asc",

@@ -149,6 +149,24 @@ pub async fn client_credentials(
     token_of(status, &value, &url.origin())
 }
 
+/// The token held under `key`, or a new one for `endpoint`'s `.default` scope by the
+/// client-credentials grant of `app` (then held until it expires).
+pub async fn app_token(
+    http: &mut HttpClient,
+    tokens: &mut Tokens,
+    key: &str,
+    app: &AadApp,
+    endpoint: &str,
+) -> Result<String, String> {
+    if let Some(token) = tokens.get(key) {
+        return Ok(token);
+    }
+    let scope = format!("{}/.default", endpoint.trim_end_matches('/'));
+    let (token, expires) = client_credentials(http, app, &scope).await?;
+    tokens.put(key, &token, expires);
+    Ok(token)
+}
+
 /// A Google service-account key file (the fields used).
 #[derive(Deserialize)]
 pub struct ServiceAccount {

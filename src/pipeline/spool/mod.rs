@@ -11,6 +11,7 @@
 //! dir/seg-00000000000000000001.log   records 1..=n, each checksummed (record.rs)
 //! dir/seg-0000000000000000000n.log   the active segment, rolled at `segment_bytes`
 //! dir/checkpoint                     acked, last seq, drop counters, cursors (checkpoint.rs)
+//! dir/acked                          acked and last seq after each ack, in place (ack_mark.rs)
 //! ```
 //!
 //! The files never take more than `max_bytes`: before any write the spool checks room for it
@@ -18,6 +19,7 @@
 //! drop report saying exactly which records were lost (`drop_oldest`), or refuses
 //! (`block`). It must never reuse a sequence number nor lose a record silently.
 
+mod ack_mark;
 mod checkpoint;
 mod reader;
 mod record;
@@ -196,6 +198,8 @@ pub struct Spool {
     checkpoint_durable: bool,
     /// Entries of the directory changed since its last fsync.
     dir_dirty: bool,
+    /// Acks that remove no segment are written here, not in the checkpoint.
+    ack_mark: ack_mark::AckMark,
     /// Reused buffer for reading records.
     scratch: Vec<u8>,
 }
@@ -213,7 +217,8 @@ impl Spool {
         std::fs::create_dir_all(dir).map_err(|e| with_context(e, dir))?;
         let dir_file = File::open(dir).map_err(|e| with_context(e, dir))?;
         lock_exclusive(&dir_file, dir)?;
-        let found = recovery::recover(dir)?;
+        let (ack_mark, marked) = ack_mark::AckMark::open(dir)?;
+        let found = recovery::recover(dir, marked)?;
         let cursor_costs = found
             .cursors
             .iter()
@@ -240,6 +245,7 @@ impl Spool {
             checkpoint_len: found.checkpoint_len,
             checkpoint_durable: false,
             dir_dirty: true,
+            ack_mark,
             scratch: Vec::new(),
         };
         spool.remove_acked_segments(true)?;
@@ -300,6 +306,7 @@ impl Spool {
             checkpoint::sync(&self.dir)?;
             self.checkpoint_durable = true;
         }
+        self.ack_mark.sync()?;
         if self.dir_dirty {
             self.dir_file
                 .sync_all()
@@ -317,7 +324,7 @@ impl Spool {
     /// Size of the spool files, counting buffered records as written. Never above `max_bytes`
     /// (unless a restart lowered `max_bytes` under `block`, until acknowledgements free room).
     pub fn bytes_on_disk(&self) -> u64 {
-        self.segment_bytes() + self.checkpoint_len
+        self.segment_bytes() + self.checkpoint_len + ack_mark::LEN
     }
 
     /// Sequence number of the oldest record held.
@@ -394,9 +401,17 @@ impl Outbox for Spool {
             return Ok(());
         }
         self.acked = up_to;
+        if self.acked_prefix(false) == 0 {
+            // Nothing to remove: the ack mark is enough (an overwrite in place; see ack_mark.rs).
+            // Flushed first, so that the last seq it names is in the files.
+            self.flush()?;
+            return self.ack_mark.write(ack_mark::Marked {
+                acked: self.acked,
+                last_seq: self.last_seq,
+            });
+        }
         // The checkpoint goes first: it keeps the cursors and the seq counter of what is removed.
-        let removing = self.acked_prefix(false) > 0;
-        self.persist_checkpoint(removing)?;
+        self.persist_checkpoint(true)?;
         self.remove_acked_segments(false)?;
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! after it are lost). Records that should exist but are gone, and that no drop report or ack
 //! already covers, are returned as one [`DropReport`] for the caller to append.
 
+use super::ack_mark::Marked;
 use super::checkpoint::{self, Checkpoint, Loaded, MAX_CURSOR_KEYS};
 use super::record::MAX_KEY_LEN;
 use super::segment::{self, ReadOutcome, SegmentInfo};
@@ -40,10 +41,14 @@ struct Overlay {
     cursors: BTreeMap<String, Vec<u8>>,
 }
 
-/// Reads the checkpoint and scans every segment in `dir` (cutting invalid tails).
-pub(super) fn recover(dir: &Path) -> io::Result<Recovered> {
+/// Reads the checkpoint and scans every segment in `dir` (cutting invalid tails). `mark` is what
+/// the ack mark held: its acked and last seq win where they are newer than the checkpoint's.
+pub(super) fn recover(dir: &Path, mark: Option<Marked>) -> io::Result<Recovered> {
     checkpoint::remove_stale_tmp(dir)?;
     let (cp, checkpoint_len) = load_checkpoint(dir)?;
+    let mark = mark.unwrap_or_default();
+    let acked = cp.acked.max(mark.acked);
+    let known_last = cp.last_seq.max(mark.last_seq);
     let mut overlay = Overlay {
         checkpoint_last: cp.last_seq,
         dropped_total: cp.dropped_total,
@@ -68,20 +73,16 @@ pub(super) fn recover(dir: &Path) -> io::Result<Recovered> {
         prev_last = info.last_seq;
         segments.push_back(info);
     }
-    if cp.last_seq > prev_last {
-        // Records the checkpoint knows of, past the end of what survived.
-        gaps.push((prev_last + 1, cp.last_seq));
+    if known_last > prev_last {
+        // Records the checkpoint or the ack mark knew of, past the end of what survived.
+        gaps.push((prev_last + 1, known_last));
     }
-    let floor = cp.acked.max(overlay.reported);
+    let floor = acked.max(overlay.reported);
     let missing = unreported(&gaps, floor);
-    let last_seq = cp
-        .last_seq
-        .max(prev_last)
-        .max(overlay.reported)
-        .max(cp.acked);
+    let last_seq = known_last.max(prev_last).max(overlay.reported).max(acked);
     Ok(Recovered {
         segments,
-        acked: cp.acked,
+        acked,
         last_seq,
         dropped_total: overlay.dropped_total,
         reported: overlay.reported,

@@ -5,6 +5,7 @@
 //! rewrite (the old file and the new one side by side) never exceed `max_bytes`. A segment is
 //! removed only after a durable checkpoint holds the cursors and the seq counter it carried.
 
+use super::ack_mark;
 use super::checkpoint::{self, CheckpointRef};
 use super::record;
 use super::segment::{SegmentInfo, Writer, WRITE_BUFFER_BYTES};
@@ -43,7 +44,7 @@ impl Spool {
     /// Whether `need` more segment bytes fit with room left for a checkpoint rewrite.
     fn fits(&self, need: u64, growth: u64) -> bool {
         let bound = checkpoint::size_bound(self.cursor_costs + growth);
-        let reserve = bound + bound.max(self.checkpoint_len);
+        let reserve = bound + bound.max(self.checkpoint_len) + ack_mark::LEN;
         self.segment_bytes() + need + reserve <= self.config.max_bytes
     }
 

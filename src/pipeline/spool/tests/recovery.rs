@@ -246,3 +246,46 @@ fn damage_in_the_active_segment_keeps_the_records_still_buffered() {
     let got = read_all(&mut spool, 0);
     assert_eq!(seqs(&got), [1, 2, 11, 12, 13, 14, 15, 16, 17]);
 }
+
+#[test]
+fn acks_that_remove_nothing_go_to_the_ack_mark_and_survive_a_kill() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempdir().unwrap();
+    let mut spool = open(tmp.path(), small());
+    for n in 1..=10 {
+        spool.append(&body(n, 100), None).unwrap();
+    }
+    spool.flush().unwrap();
+    let checkpoint = tmp.path().join("checkpoint");
+    let inode = std::fs::metadata(&checkpoint).unwrap().ino();
+    for n in 1..=6 {
+        spool.ack(n).unwrap();
+    }
+    // No rename per ack: the checkpoint is the file written at open.
+    assert_eq!(std::fs::metadata(&checkpoint).unwrap().ino(), inode);
+    drop(spool); // as a kill: no sync
+    let mut spool = open(tmp.path(), small());
+    assert_eq!(spool.acked(), 6);
+    assert_eq!(seqs(&read_all(&mut spool, 6)), [7, 8, 9, 10]);
+    assert_eq!(spool.append(b"next", None).unwrap(), 11);
+}
+
+#[test]
+fn damaged_ack_mark_falls_back_to_the_checkpoint() {
+    let tmp = tempdir().unwrap();
+    let mut spool = open(tmp.path(), small());
+    for n in 1..=10 {
+        spool.append(&body(n, 100), None).unwrap();
+    }
+    spool.ack(4).unwrap();
+    drop(spool);
+    flip_byte(&tmp.path().join("acked"), 9);
+    let mut spool = open(tmp.path(), small());
+    // The ack is lost with the mark: records are sent again (the manager de-duplicates), none
+    // is reported dropped and no seq is reused.
+    assert_eq!(spool.acked(), 0);
+    let got = read_all(&mut spool, 0);
+    assert_eq!(seqs(&got), (1..=10).collect::<Vec<_>>());
+    assert!(drops(&got).is_empty());
+    assert_eq!(spool.append(b"next", None).unwrap(), 11);
+}

@@ -67,7 +67,7 @@ trap cleanup EXIT
 cores=$(nproc)
 manager_cores="$(( cores > 1 ? 1 : 0 ))-$(( cores - 1 ))"
 taskset -c "$manager_cores" "$manager_bin" --data-dir "$tmp/manager" --listen 127.0.0.1 --name 127.0.0.1 \
-  --events-port 0 --enroll-port 0 --log-level warn >/dev/null &
+  --events-port 0 --enroll-port 0 --no-api --log-level warn >/dev/null &
 manager_pid=$!
 for _ in $(seq 100); do [ -f "$tmp/manager/manager.ports" ] && break; sleep 0.1; done
 events_port=$(sed -n 's/^events=//p' "$tmp/manager/manager.ports")

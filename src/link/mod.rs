@@ -16,6 +16,7 @@
 
 mod backoff;
 mod batch;
+mod gather;
 mod session;
 
 pub use backoff::Backoff;

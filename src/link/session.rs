@@ -7,6 +7,7 @@
 //! writer sends them, and an `event_listener::Event` wakes the writer.
 
 use super::batch::{self, Cut, InFlight};
+use super::gather::Gather;
 use super::{LinkConfig, LinkState, LinkStats};
 use crate::enroll::Credentials;
 use crate::pipeline::ratelimit::{FloodMonitor, RateLimiter};
@@ -124,10 +125,6 @@ pub(super) async fn serve(
 
 async fn sleep(duration: std::time::Duration) {
     Timer::after(duration).await;
-}
-
-async fn sleep_until(deadline: Instant) {
-    Timer::at(deadline).await;
 }
 
 /// Runs `fut` unless the agent is asked to stop first.
@@ -367,6 +364,8 @@ fn on_ack(ctx: &SessionContext<'_>, peer: &str, shared: &Shared, up_to: u64) {
 enum Step {
     Sent,
     NothingNew,
+    /// Few records wait while a frame is in flight: wait for more, the ack, or this time.
+    Gathering(Instant),
     WindowFull,
     Limited(Instant),
 }
@@ -382,6 +381,11 @@ async fn write_loop(
     let max = ctx.cfg.max_frame;
     let mut next_keepalive = Instant::now();
     let mut records = Vec::new();
+    let mut gather = Gather::default();
+    // One timer re-armed only when its deadline changes: a new timer per wait would wake
+    // async-io's reactor thread for every record sent.
+    let mut wait_timer = Timer::never();
+    let mut wait_until: Option<Instant> = None;
     loop {
         // Control traffic first and outside the rate limit: command results never wait for events.
         loop {
@@ -419,7 +423,17 @@ async fn write_loop(
         if !shared.control.borrow().is_empty() {
             continue;
         }
-        let step = match send_batch(ctx, peer, writer, shared, limiter, &mut records).await {
+        let step = match send_batch(
+            ctx,
+            peer,
+            writer,
+            shared,
+            limiter,
+            &mut gather,
+            &mut records,
+        )
+        .await
+        {
             Ok(step) => step,
             Err(end) => return end,
         };
@@ -430,6 +444,7 @@ async fn write_loop(
                 continue;
             }
             Step::NothingNew => (next_keepalive, true),
+            Step::Gathering(at) => (at.min(next_keepalive), true),
             Step::WindowFull => (next_keepalive, false),
             Step::Limited(at) => (at.min(next_keepalive), false),
         };
@@ -440,11 +455,14 @@ async fn write_loop(
                 std::future::pending().await
             }
         };
-        sleep_until(until)
-            .or(new)
-            .or(woken)
-            .or(ctx.shutdown.wait())
-            .await;
+        if wait_until != Some(until) || !wait_timer.will_fire() {
+            wait_timer.set_at(until);
+            wait_until = Some(until);
+        }
+        let timer = async {
+            (&mut wait_timer).await;
+        };
+        timer.or(new).or(woken).or(ctx.shutdown.wait()).await;
     }
 }
 
@@ -455,16 +473,22 @@ async fn send_batch(
     writer: &mut SessionWriter<'_>,
     shared: &Shared,
     limiter: &mut RateLimiter,
+    gather: &mut Gather,
     records: &mut Vec<OutRecord>,
 ) -> Result<Step, SessionEnd> {
     let after = shared.last_sent.get();
-    if ctx.outbox.borrow().last_seq() <= after {
+    let waiting = ctx.outbox.borrow().last_seq().saturating_sub(after);
+    if waiting == 0 {
         return Ok(Step::NothingNew);
     }
-    if shared.in_flight.borrow().bytes() >= ctx.cfg.max_unacked_bytes {
+    let in_flight = shared.in_flight.borrow().bytes();
+    if in_flight >= ctx.cfg.max_unacked_bytes {
         return Ok(Step::WindowFull);
     }
     let now = Instant::now();
+    if let Some(until) = gather.hold_until(waiting, in_flight, now) {
+        return Ok(Step::Gathering(until));
+    }
     let allowance = limiter.available(now);
     if allowance == 0 {
         return Ok(Step::Limited(now + limiter.wait_time(now)));
@@ -502,6 +526,7 @@ async fn send_batch(
         .await
         .map_err(|e| failed(true, e.to_string()))?;
     limiter.grant(n, now);
+    gather.sent(bytes, ctx.cfg.max_frame);
     let last = batch[n - 1].seq;
     shared.in_flight.borrow_mut().push(last, bytes);
     shared.last_sent.set(last);

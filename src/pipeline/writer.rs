@@ -123,7 +123,20 @@ pub async fn run(
     let mut encoded = Vec::with_capacity(512);
     let mut last_sync = Instant::now();
     let mut dirty = false;
+    // One timer for the pending fsync, armed when the spool becomes dirty and kept across events:
+    // registering a new timer wakes async-io's reactor thread, which per event costs more than
+    // the event.
+    let mut sync_timer = async_io::Timer::never();
+    let mut sync_at: Option<Instant> = None;
     loop {
+        let due = dirty.then(|| last_sync + fsync_interval);
+        if due != sync_at || (due.is_some() && !sync_timer.will_fire()) {
+            match due {
+                Some(at) => sync_timer.set_at(at),
+                None => sync_timer = async_io::Timer::never(),
+            }
+            sync_at = due;
+        }
         let first = async { queue.recv().await.ok() }
             .or(async {
                 shutdown.wait().await;
@@ -131,11 +144,7 @@ pub async fn run(
             })
             .or(async {
                 // Wake up for a pending fsync even when no event arrives.
-                if dirty {
-                    async_io::Timer::at(last_sync + fsync_interval).await;
-                } else {
-                    futures_lite::future::pending::<()>().await;
-                }
+                (&mut sync_timer).await;
                 None
             })
             .await;

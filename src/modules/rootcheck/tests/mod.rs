@@ -156,6 +156,31 @@ fn hidden_file_is_found() {
 }
 
 #[test]
+fn hidden_file_in_a_subdirectory_is_found() {
+    // A subdirectory is opened relative to its parent and its link count comes from the
+    // parent's listing: the difference must still show there.
+    let dir = directory_with_subdirs();
+    for sub in ["a/c", "a/.kit"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let config = RootcheckConfig {
+        sys_dirs: vec![dir.path().to_path_buf()],
+        ..only(|c| c.check_sys = true)
+    };
+    let memory = memory();
+    let mut scan = Scan::new(&config, &memory);
+    scan.hide_from_readdir = Some(|name| name == ".kit");
+    let mut found: Vec<(String, String)> = smol::block_on(scan.run())
+        .findings
+        .into_iter()
+        .map(|f| (f.kind.to_string(), f.path.unwrap_or_default()))
+        .collect();
+    found.sort();
+    let at = |path: &Path| ("hidden_file".to_string(), path.display().to_string());
+    assert_eq!(found, vec![at(dir.path()), at(&dir.path().join("a"))]);
+}
+
+#[test]
 fn directory_without_hidden_entries_has_no_finding() {
     let dir = directory_with_subdirs();
     let config = RootcheckConfig {

@@ -303,7 +303,7 @@ impl Walker<'_> {
         let (nlink, dev) = match seen {
             Some(seen) => seen,
             None => match rustix::fs::fstat(fd) {
-                Ok(stat) => (stat.st_nlink as u64, stat.st_dev as u64),
+                Ok(stat) => nlink_and_dev(&stat),
                 Err(_) => return false,
             },
         };
@@ -333,8 +333,8 @@ impl Walker<'_> {
                 Entry {
                     mode: meta.st_mode,
                     uid: meta.st_uid,
-                    nlink: meta.st_nlink as u64,
-                    dev: meta.st_dev as u64,
+                    nlink: nlink_and_dev(&meta).0,
+                    dev: nlink_and_dev(&meta).1,
                     stated: true,
                     ..Entry::default()
                 }
@@ -363,7 +363,7 @@ impl Walker<'_> {
             // The parent's `lstat` may be seconds old (the walk went through the siblings
             // before): a difference is judged on the link count of now.
             match rustix::fs::fstat(fd) {
-                Ok(stat) => listing.nlink = stat.st_nlink as u64,
+                Ok(stat) => listing.nlink = nlink_and_dev(&stat).0,
                 Err(_) => return false,
             }
         }
@@ -389,6 +389,13 @@ fn open_dir(dir: &Pending) -> Option<OwnedFd> {
         }
         _ => rustix::fs::open(&dir.path, flags, Mode::empty()).ok(),
     }
+}
+
+/// Link count and device of a `stat` (their types differ between targets: `st_nlink` is u32
+/// on aarch64).
+#[allow(clippy::unnecessary_cast)]
+fn nlink_and_dev(stat: &rustix::fs::Stat) -> (u64, u64) {
+    (stat.st_nlink as u64, stat.st_dev as u64)
 }
 
 /// Makes room for `n` more bytes in `buf` within the budget, growing by half at least.

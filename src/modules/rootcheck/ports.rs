@@ -147,7 +147,7 @@ fn read_tables(proc_root: &Path, tables: &[&str]) -> Result<Ports, String> {
     let mut errors = Vec::new();
     for table in tables {
         let path = proc_root.join(table);
-        match std::fs::read_to_string(&path) {
+        match read_table(&path) {
             Ok(text) => {
                 read_any = true;
                 for port in text.lines().skip(1).filter_map(local_port) {
@@ -162,6 +162,16 @@ fn read_tables(proc_root: &Path, tables: &[&str]) -> Result<Ports, String> {
     } else {
         Err(errors.join("; "))
     }
+}
+
+/// Reads a `/proc/net` table. With room for a few pages from the first `read`: the kernel
+/// walks its socket hash table from the start at every `read`, and `read_to_string` into an
+/// empty string would begin with reads of 32 bytes.
+fn read_table(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(16 * 1024);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// The local port of a `/proc/net/{tcp,udp}[6]` line (`sl local_address rem_address …`, the

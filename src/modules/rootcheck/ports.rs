@@ -11,6 +11,9 @@
 //! `/proc/net/tcp` (rare and short-lived in practice, but a program that keeps one would be
 //! reported); IPv6-only sockets on a specific address do not conflict with `0.0.0.0` and are not
 //! probed; without root, ports below 1024 cannot be probed (the bind is refused) and are skipped.
+//!
+//! Where the [`BindGuard`] can be attached (root, cgroup v2, Linux 5.8) the sweep needs one
+//! `bind` per port on one socket per protocol; elsewhere a free port costs a socket of its own.
 
 use super::bindguard::BindGuard;
 use super::scan::{room_for_one, Finding, Scan};

@@ -28,28 +28,35 @@ const BPF_FUNC_GET_SOCKET_COOKIE: i32 = 46;
 
 /// The program, on `struct bpf_sock *ctx`: `c = bpf_get_socket_cookie(ctx); return c == a || c ==
 /// b ? 0 : 1;` (0 refuses the bind with `EPERM`), `a` and `b` the probe sockets' cookies. One
-/// instruction is `code, dst | src << 4, off (i16), imm (i32)`; a 64-bit constant takes two.
+/// instruction is `code, dst, src, off, imm` (see [`insn`]); a 64-bit constant takes two.
 fn program(a: u64, b: u64) -> [[u8; 8]; 11] {
     let (a_low, a_high) = (a as u32 as i32, (a >> 32) as u32 as i32);
     let (b_low, b_high) = (b as u32 as i32, (b >> 32) as u32 as i32);
     [
-        insn(0x85, 0x00, 0, BPF_FUNC_GET_SOCKET_COOKIE), // r0 = bpf_get_socket_cookie(r1)
-        insn(0x18, 0x01, 0, a_low),                      // r1 = a
-        insn(0x00, 0x00, 0, a_high),
-        insn(0x1d, 0x10, 5, 0),     // if r0 == r1 goto refuse
-        insn(0x18, 0x01, 0, b_low), // r1 = b
-        insn(0x00, 0x00, 0, b_high),
-        insn(0x1d, 0x10, 2, 0), // if r0 == r1 goto refuse
-        insn(0xb7, 0x00, 0, 1), // r0 = 1 (allow)
-        insn(0x95, 0x00, 0, 0), // exit
-        insn(0xb7, 0x00, 0, 0), // refuse: r0 = 0
-        insn(0x95, 0x00, 0, 0), // exit
+        insn(0x85, 0, 0, 0, BPF_FUNC_GET_SOCKET_COOKIE), // r0 = bpf_get_socket_cookie(r1)
+        insn(0x18, 1, 0, 0, a_low),                      // r1 = a
+        insn(0x00, 0, 0, 0, a_high),
+        insn(0x1d, 0, 1, 5, 0),     // if r0 == r1 goto refuse
+        insn(0x18, 1, 0, 0, b_low), // r1 = b
+        insn(0x00, 0, 0, 0, b_high),
+        insn(0x1d, 0, 1, 2, 0), // if r0 == r1 goto refuse
+        insn(0xb7, 0, 0, 0, 1), // r0 = 1 (allow)
+        insn(0x95, 0, 0, 0, 0), // exit
+        insn(0xb7, 0, 0, 0, 0), // refuse: r0 = 0
+        insn(0x95, 0, 0, 0, 0), // exit
     ]
 }
 
-const fn insn(code: u8, regs: u8, off: i16, imm: i32) -> [u8; 8] {
-    let off = off.to_le_bytes();
-    let imm = imm.to_le_bytes();
+/// `struct bpf_insn` in the host's byte order: opcode, destination and source registers (two
+/// 4-bit fields, whose order follows the byte order), offset, immediate.
+const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+    let regs = if cfg!(target_endian = "little") {
+        dst | src << 4
+    } else {
+        dst << 4 | src
+    };
+    let off = off.to_ne_bytes();
+    let imm = imm.to_ne_bytes();
     [code, regs, off[0], off[1], imm[0], imm[1], imm[2], imm[3]]
 }
 

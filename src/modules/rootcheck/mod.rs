@@ -2,7 +2,8 @@
 //! calls report, plus Wazuh's rootcheck signature databases.
 //!
 //! - [`pids`]: processes that answer signals and process queries but are missing from `/proc`.
-//! - [`ports`]: ports that cannot be bound though no socket in `/proc/net` holds them.
+//! - [`ports`]: ports that cannot be bound though no socket in `/proc/net` holds them (one
+//!   `bind` per port with the [`bindguard`] where the kernel allows it).
 //! - [`walk`]: one walk of the system directories for hidden files (link counts against
 //!   `readdir`), SUID/SGID files where none belong, world-writable system files and the
 //!   whole-system names of the rootkit files database.
@@ -16,6 +17,8 @@
 //! host; every inconsistency is checked twice before it is reported, since a process or a socket
 //! may come or go between two probes.
 
+#[cfg(feature = "rootcheck")]
+pub mod bindguard;
 mod config;
 #[cfg(feature = "rootcheck")]
 pub mod host;

@@ -11,7 +11,11 @@
 //! `/proc/net/tcp` (rare and short-lived in practice, but a program that keeps one would be
 //! reported); IPv6-only sockets on a specific address do not conflict with `0.0.0.0` and are not
 //! probed; without root, ports below 1024 cannot be probed (the bind is refused) and are skipped.
+//!
+//! Where the [`BindGuard`] can be attached (root, cgroup v2, Linux 5.8) the sweep needs one
+//! `bind` per port on one socket per protocol; elsewhere a free port costs a socket of its own.
 
+use super::bindguard::BindGuard;
 use super::scan::{room_for_one, Finding, Scan};
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
@@ -47,7 +51,32 @@ const PROTOCOLS: [(&str, SocketType, [&str; 2]); 2] = [
 /// Runs the hidden port check.
 pub async fn check(scan: &mut Scan<'_>) {
     let proc_root = scan.config.proc_root.clone();
-    for (name, kind, tables) in PROTOCOLS {
+    // The two probe sockets (TCP, UDP), made first so that the guard knows them.
+    let mut probes = PROTOCOLS.map(|(_, kind, _)| new_socket(kind).ok());
+    let guard = match &probes {
+        _ if no_guard(scan) => None,
+        [Some(tcp), Some(udp)] => match BindGuard::attach([tcp, udp]) {
+            Ok(guard) => Some(guard),
+            Err(why) => {
+                log::info!("rootcheck: ports probed without the bind guard: {why}");
+                None
+            }
+        },
+        _ => None,
+    };
+    for (i, (name, kind, tables)) in PROTOCOLS.into_iter().enumerate() {
+        let mut socket = probes[i].take();
+        let guarded = match (&guard, &socket) {
+            (Some(guard), Some(probe)) => match guard.verify(probe, kind) {
+                Ok(()) => true,
+                Err(why) => {
+                    log::info!("rootcheck: ports ({name}) probed without the bind guard: {why}");
+                    socket = None; // it may be bound now
+                    false
+                }
+            },
+            _ => false,
+        };
         let listed = match read_tables(&proc_root, &tables) {
             Ok(listed) => listed,
             Err(why) => {
@@ -56,13 +85,12 @@ pub async fn check(scan: &mut Scan<'_>) {
             }
         };
         let mut candidates: Vec<u16> = Vec::new();
-        let mut socket = None;
         for port in 1..=u16::MAX {
             scan.pacer.tick().await;
             if listed.contains(port) {
                 continue;
             }
-            match try_bind(&mut socket, kind, port) {
+            match try_bind(&mut socket, kind, port, guarded) {
                 Ok(Probe::InUse) => {
                     if room_for_one(scan.memory(), &mut candidates) {
                         candidates.push(port);
@@ -86,7 +114,7 @@ pub async fn check(scan: &mut Scan<'_>) {
         for port in candidates {
             let mut fresh = None;
             if listed.contains(port)
-                || !matches!(try_bind(&mut fresh, kind, port), Ok(Probe::InUse))
+                || !matches!(try_bind(&mut fresh, kind, port, false), Ok(Probe::InUse))
             {
                 continue;
             }
@@ -121,14 +149,25 @@ enum Probe {
 
 /// Tries to bind `port` on 0.0.0.0 with `socket` (made if `None`). A bound socket is dropped (so
 /// the port is released at once) and the next probe makes a new one; a refused bind leaves the
-/// socket unbound and reusable, which saves two system calls per port in use.
-fn try_bind(socket: &mut Option<OwnedFd>, kind: SocketType, port: u16) -> Result<Probe, Errno> {
+/// socket unbound and reusable, which saves two system calls per port in use. With `guarded`
+/// (`socket` is a probe socket the [`BindGuard`] was verified with) a free port is refused with
+/// `EPERM` after the conflict check: the socket serves for every port.
+fn try_bind(
+    socket: &mut Option<OwnedFd>,
+    kind: SocketType,
+    port: u16,
+    guarded: bool,
+) -> Result<Probe, Errno> {
     let fd = match socket.take() {
         Some(fd) => fd,
-        None => rustix::net::socket(AddressFamily::INET, kind, None)?,
+        None => new_socket(kind)?,
     };
     match rustix::net::bind(&fd, &SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)) {
         Ok(()) => Ok(Probe::Free),
+        Err(Errno::PERM) if guarded => {
+            *socket = Some(fd);
+            Ok(Probe::Free)
+        }
         Err(Errno::ADDRINUSE) => {
             *socket = Some(fd);
             Ok(Probe::InUse)
@@ -140,6 +179,21 @@ fn try_bind(socket: &mut Option<OwnedFd>, kind: SocketType, port: u16) -> Result
     }
 }
 
+/// A new IPv4 socket of `kind`.
+fn new_socket(kind: SocketType) -> Result<OwnedFd, Errno> {
+    rustix::net::socket(AddressFamily::INET, kind, None)
+}
+
+#[cfg(test)]
+fn no_guard(scan: &Scan<'_>) -> bool {
+    scan.no_bind_guard
+}
+
+#[cfg(not(test))]
+fn no_guard(_scan: &Scan<'_>) -> bool {
+    false
+}
+
 /// The local ports of every socket in the given `/proc/net` tables (one must be readable).
 fn read_tables(proc_root: &Path, tables: &[&str]) -> Result<Ports, String> {
     let mut ports = Ports::new();
@@ -147,7 +201,7 @@ fn read_tables(proc_root: &Path, tables: &[&str]) -> Result<Ports, String> {
     let mut errors = Vec::new();
     for table in tables {
         let path = proc_root.join(table);
-        match std::fs::read_to_string(&path) {
+        match read_table(&path) {
             Ok(text) => {
                 read_any = true;
                 for port in text.lines().skip(1).filter_map(local_port) {
@@ -162,6 +216,16 @@ fn read_tables(proc_root: &Path, tables: &[&str]) -> Result<Ports, String> {
     } else {
         Err(errors.join("; "))
     }
+}
+
+/// Reads a `/proc/net` table. With room for a few pages from the first `read`: the kernel
+/// walks its socket hash table from the start at every `read`, and `read_to_string` into an
+/// empty string would begin with reads of 32 bytes.
+fn read_table(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(16 * 1024);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// The local port of a `/proc/net/{tcp,udp}[6]` line (`sl local_address rem_address …`, the

@@ -11,16 +11,32 @@
 //! - the `*/name` entries of the rootkit files database.
 //!
 //! The walk stays on each starting directory's file system and does not follow symlinks.
+//!
+//! It is written to cost few system calls and allocations per entry, since a system's library
+//! directories hold tens of thousands of files: a directory is opened relative to its parent's
+//! descriptor (kept open while its subdirectories wait, so at most one per level), its link
+//! count comes from the `lstat` its parent's listing already made, its entries are read into one
+//! reused `getdents` buffer and one name buffer, only regular files and directories are
+//! `lstat`ed (the checks say nothing about symlinks, devices, sockets or pipes, whose type the
+//! listing gives), and a path is built only for a subdirectory or a finding.
 
 use super::scan::{room_for_one, Finding, Scan};
 use super::signatures::{rootkit_finding, RootkitFile};
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStringExt;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Depth limit of the walk of `sys_dirs` (a guard against pathological trees).
 const MAX_DEPTH: u32 = 64;
+
+/// Bytes of the buffer `getdents` fills (one for the whole walk; a large directory takes
+/// several reads).
+const DIRENT_BUFFER: usize = 16 * 1024;
 
 /// File system magic numbers (`statfs` `f_type`) whose directory link counts are 2 plus the
 /// number of subdirectories.
@@ -46,6 +62,16 @@ pub async fn check(scan: &mut Scan<'_>, db: &[RootkitFile]) {
     for dir in &scan.config.shallow_dirs {
         starts.push((scan.under_root(dir), scan.config.shallow_depth));
     }
+    let mut dirents = Vec::new();
+    if scan
+        .memory()
+        .try_reserve(&mut dirents, DIRENT_BUFFER)
+        .is_err()
+    {
+        scan.skip("files: memory budget full, no room to read directories".to_string());
+        return;
+    }
+    dirents.resize(DIRENT_BUFFER, MaybeUninit::uninit());
     let mut walker = Walker {
         suid_dirs: scan
             .config
@@ -62,6 +88,8 @@ pub async fn check(scan: &mut Scan<'_>, db: &[RootkitFile]) {
         anywhere,
         started: Vec::new(),
         examined: 0,
+        dirents,
+        listing: Listing::default(),
     };
     for (start, depth) in starts {
         walker.walk(scan, start, depth).await;
@@ -77,11 +105,30 @@ struct Walker<'d> {
     /// `(device, inode)` of the directories walks started from (each is walked once).
     started: Vec<(u64, u64)>,
     examined: u64,
+    /// The buffer `getdents` fills, for every directory.
+    dirents: Vec<MaybeUninit<u8>>,
+    /// The directory being checked (reused, so its buffers keep their capacity).
+    listing: Listing,
+}
+
+/// A directory waiting to be read.
+struct Pending {
+    /// The open directory it is listed in (`None` for a starting directory, opened by path).
+    parent: Option<Rc<OwnedFd>>,
+    path: PathBuf,
+    depth: u32,
+    /// Link count and device from the parent's `lstat` of it, when it was stated.
+    seen: Option<(u64, u64)>,
+    /// Whether its entries are in an expected SUID directory (under one of `suid_dirs`).
+    suid_ok: bool,
+    /// Whether its entries must not be world-writable (under one of `world_writable_dirs`).
+    ww_watched: bool,
 }
 
 impl Walker<'_> {
     async fn walk(&mut self, scan: &mut Scan<'_>, start: PathBuf, max_depth: u32) {
-        // A starting directory that is a symlink (`/bin` -> `usr/bin`) is walked as its target.
+        // A starting directory that is a symlink (`/bin` -> `usr/bin`) is not walked: its
+        // target is a starting directory of its own.
         let Ok(meta) = std::fs::symlink_metadata(&start) else {
             return;
         };
@@ -90,63 +137,83 @@ impl Walker<'_> {
         }
         self.started.push((meta.dev(), meta.ino()));
         let device = meta.dev();
-        let mut stack: Vec<(PathBuf, u32)> = vec![(start, 0)];
-        while let Some((dir, depth)) = stack.pop() {
+        // Decided once per directory, not per file; a subdirectory inherits its parent's
+        // answer (a path is under `d` if its parent is, or if it is `d`).
+        let mut stack = vec![Pending {
+            parent: None,
+            suid_ok: self.suid_dirs.iter().any(|d| start.starts_with(d)),
+            ww_watched: self.ww_dirs.iter().any(|d| start.starts_with(d)),
+            seen: Some((meta.nlink(), meta.dev())),
+            path: start,
+            depth: 0,
+        }];
+        while let Some(dir) = stack.pop() {
             scan.pacer.tick().await;
-            // Whether the directory's entries are in an expected SUID directory, in a directory
-            // that must not be world-writable (decided once per directory, not per file). Where
-            // neither check can report, entries are not `stat`ed: the listing's types suffice.
-            let suid_ok = self.suid_dirs.iter().any(|d| dir.starts_with(d));
-            let ww_watched = self.ww_dirs.iter().any(|d| dir.starts_with(d));
-            let Some(listing) = list(scan, &dir, !suid_ok || ww_watched) else {
+            // Where neither the SUID nor the world-writable check can report, entries are not
+            // `stat`ed: the listing's types suffice.
+            let stat_entries = !dir.suid_ok || dir.ww_watched;
+            let Some(fd) = open_dir(&dir) else {
                 continue;
             };
-            if listing.dev != device {
-                continue; // another file system is mounted here
+            if !self.list(scan, &fd, dir.seen, stat_entries) || self.listing.dev != device {
+                continue; // unreadable, or another file system is mounted here
             }
-            for entry in &listing.entries {
+            let fd = Rc::new(fd);
+            for i in 0..self.listing.entries.len() {
                 scan.pacer.tick().await;
                 self.examined += 1;
-                let path = dir.join(&entry.name);
+                let entry = self.listing.entries[i];
+                let name = OsStr::from_bytes(&self.listing.names[entry.name_start..entry.name_end]);
                 if entry.stated {
-                    self.check_entry(scan, &path, entry, suid_ok, ww_watched);
-                } else if entry.is_dir() && self.ww_dirs.contains(&path) {
+                    self.check_entry(scan, &dir.path, name, &entry, dir.suid_ok, dir.ww_watched);
+                } else if entry.is_dir() && self.ww_dirs.contains(&dir.path.join(name)) {
                     // A listed world-writable-checked directory met inside a start directory.
-                    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                    if let Ok(meta) = rustix::fs::statat(&*fd, name, AtFlags::SYMLINK_NOFOLLOW) {
                         let stated = Entry {
-                            name: entry.name.clone(),
-                            mode: meta.mode(),
-                            uid: meta.uid(),
+                            mode: meta.st_mode,
+                            uid: meta.st_uid,
                             stated: true,
+                            ..entry
                         };
-                        self.check_entry(scan, &path, &stated, suid_ok, true);
+                        self.check_entry(scan, &dir.path, name, &stated, dir.suid_ok, true);
                     }
                 }
                 for known in &self.anywhere {
-                    if entry.name == *known.0 && path.ends_with(&known.1.path) {
-                        scan.report(rootkit_finding(known.1, &path));
+                    if name == known.0 {
+                        let path = dir.path.join(name);
+                        if path.ends_with(&known.1.path) {
+                            scan.report(rootkit_finding(known.1, &path));
+                        }
                     }
                 }
                 if entry.is_dir()
-                    && depth + 1 < max_depth
+                    && dir.depth + 1 < max_depth
                     && room_for_one(scan.memory(), &mut stack)
                 {
-                    stack.push((path, depth + 1));
+                    let path = dir.path.join(name);
+                    stack.push(Pending {
+                        parent: Some(Rc::clone(&fd)),
+                        suid_ok: dir.suid_ok || self.suid_dirs.contains(&path),
+                        ww_watched: dir.ww_watched || self.ww_dirs.contains(&path),
+                        seen: entry.stated.then_some((entry.nlink, entry.dev)),
+                        path,
+                        depth: dir.depth + 1,
+                    });
                 }
             }
-            if listing.mismatch() {
-                let first = (listing.nlink, listing.subdirs);
-                drop(listing);
-                self.recheck_links(scan, &dir, !suid_ok || ww_watched, first)
-                    .await;
+            if self.listing.mismatch() {
+                let first = (self.listing.nlink, self.listing.subdirs);
+                self.recheck_links(scan, &dir, stat_entries, first).await;
             }
         }
     }
 
+    /// Reports the entry `name` of `dir` if its mode breaks the SUID or world-writable rule.
     fn check_entry(
         &self,
         scan: &mut Scan<'_>,
-        path: &Path,
+        dir: &Path,
+        name: &OsStr,
         entry: &Entry,
         suid_ok: bool,
         ww_watched: bool,
@@ -158,9 +225,10 @@ impl Walker<'_> {
                 0o4000 => "SUID",
                 _ => "SGID",
             };
+            let path = dir.join(name);
             scan.report(Finding::at_path(
                 "suid_file",
-                path,
+                &path,
                 format!(
                     "{which} file '{}' outside the expected directories.",
                     path.display()
@@ -170,9 +238,10 @@ impl Walker<'_> {
         }
         let sticky_dir = entry.is_dir() && mode & 0o1000 != 0;
         if (entry.is_file() || entry.is_dir()) && mode & 0o002 != 0 && !sticky_dir && ww_watched {
+            let path = dir.join(name);
             scan.report(Finding::at_path(
                 "world_writable",
-                path,
+                &path,
                 format!(
                     "File '{}' is owned by uid {} and has written permissions to anyone.",
                     path.display(),
@@ -184,37 +253,163 @@ impl Walker<'_> {
     }
 
     /// A directory whose entries change (e.g. `/tmp` while programs make temporary directories)
-    /// can show a difference for a moment: it is read again after a pause, and reported only if
-    /// the same difference (same link count, same subdirectories listed) is still there.
+    /// can show a difference for a moment: it is read again after a pause, with a fresh link
+    /// count, and reported only if the same difference (same link count, same subdirectories
+    /// listed) is still there.
     async fn recheck_links(
-        &self,
+        &mut self,
         scan: &mut Scan<'_>,
-        dir: &Path,
+        dir: &Pending,
         stat_entries: bool,
         first: (u64, u64),
     ) {
         smol::Timer::after(std::time::Duration::from_millis(50)).await;
-        let Some(again) = list(scan, dir, stat_entries) else {
+        let Some(fd) = open_dir(dir) else {
             return;
         };
+        if !self.list(scan, &fd, None, stat_entries) {
+            return;
+        }
+        let again = &self.listing;
         if !again.mismatch() || (again.nlink, again.subdirs) != first {
             return;
         }
+        let details = format!(
+            "link count is {} but readdir returns {} subdirectories (expected link count {})",
+            again.nlink,
+            again.subdirs,
+            again.subdirs + 2
+        );
         scan.report(Finding::at_path(
             "hidden_file",
-            dir,
-            format!("Files hidden inside directory '{}'.", dir.display()),
-            format!(
-                "link count is {} but readdir returns {} subdirectories (expected link count {})",
-                again.nlink,
-                again.subdirs,
-                again.subdirs + 2
-            ),
+            &dir.path,
+            format!("Files hidden inside directory '{}'.", dir.path.display()),
+            details,
         ));
+    }
+
+    /// Reads the directory open at `fd` into `self.listing`: its link count and device (`seen`,
+    /// or its `fstat`; a count from `seen` that disagrees is read again), then its entries (without the names a test hides), with `stat_entries`
+    /// the regular files and directories `lstat`ed relative to the open directory (no path
+    /// lookup from the root for every file); without, only those whose type the listing does
+    /// not give. False when the directory cannot be read.
+    fn list(
+        &mut self,
+        scan: &Scan<'_>,
+        fd: &OwnedFd,
+        seen: Option<(u64, u64)>,
+        stat_entries: bool,
+    ) -> bool {
+        let (nlink, dev) = match seen {
+            Some(seen) => seen,
+            None => match rustix::fs::fstat(fd) {
+                Ok(stat) => nlink_and_dev(&stat),
+                Err(_) => return false,
+            },
+        };
+        let listing = &mut self.listing;
+        listing.nlink = nlink;
+        listing.dev = dev;
+        listing.fs_type = None;
+        listing.subdirs = 0;
+        listing.entries.clear();
+        listing.names.clear();
+        let mut dirents = RawDir::new(fd, &mut self.dirents[..]);
+        while let Some(entry) = dirents.next() {
+            let Ok(entry) = entry else {
+                break;
+            };
+            let raw = entry.file_name();
+            let bytes = raw.to_bytes();
+            if bytes == b"." || bytes == b".." || hidden_by_test(scan, OsStr::from_bytes(bytes)) {
+                continue;
+            }
+            let listed = entry.file_type();
+            let checked_type = matches!(listed, FileType::RegularFile | FileType::Directory);
+            let mut item = if (stat_entries && checked_type) || listed == FileType::Unknown {
+                let Ok(meta) = rustix::fs::statat(fd, raw, AtFlags::SYMLINK_NOFOLLOW) else {
+                    continue; // removed meanwhile
+                };
+                Entry {
+                    mode: meta.st_mode,
+                    uid: meta.st_uid,
+                    nlink: nlink_and_dev(&meta).0,
+                    dev: nlink_and_dev(&meta).1,
+                    stated: true,
+                    ..Entry::default()
+                }
+            } else {
+                Entry {
+                    mode: listed.as_raw_mode(),
+                    ..Entry::default()
+                }
+            };
+            if item.is_dir() {
+                listing.subdirs += 1;
+            }
+            if !room_for_one(scan.memory(), &mut listing.entries)
+                || !room_for_bytes(scan, &mut listing.names, bytes.len())
+            {
+                // Too large to hold: no link count comparison for this directory.
+                listing.nlink = u64::MAX;
+                break;
+            }
+            item.name_start = listing.names.len();
+            listing.names.extend_from_slice(bytes);
+            item.name_end = listing.names.len();
+            listing.entries.push(item);
+        }
+        if listing.nlink != listing.subdirs + 2 && listing.nlink != u64::MAX && seen.is_some() {
+            // The parent's `lstat` may be seconds old (the walk went through the siblings
+            // before): a difference is judged on the link count of now.
+            match rustix::fs::fstat(fd) {
+                Ok(stat) => listing.nlink = nlink_and_dev(&stat).0,
+                Err(_) => return false,
+            }
+        }
+        if listing.nlink != listing.subdirs + 2 && listing.nlink != u64::MAX {
+            // `f_type` is i64 on some targets, u32 or i32 on others (32-bit ARM, where F2FS's
+            // magic is negative as an i32): compared as its low 32 bits.
+            #[allow(clippy::unnecessary_cast)]
+            let fs_type = rustix::fs::fstatfs(fd)
+                .ok()
+                .map(|s| (s.f_type as i64) & 0xFFFF_FFFF);
+            listing.fs_type = fs_type;
+        }
+        true
     }
 }
 
-/// A directory as read: its link count and device, its entries with their `lstat`.
+/// Opens a waiting directory, relative to its parent's descriptor when it has one.
+fn open_dir(dir: &Pending) -> Option<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match (&dir.parent, dir.path.file_name()) {
+        (Some(parent), Some(name)) => {
+            rustix::fs::openat(&**parent, name, flags, Mode::empty()).ok()
+        }
+        _ => rustix::fs::open(&dir.path, flags, Mode::empty()).ok(),
+    }
+}
+
+/// Link count and device of a `stat` (their types differ between targets: `st_nlink` is u32
+/// on aarch64).
+#[allow(clippy::unnecessary_cast)]
+fn nlink_and_dev(stat: &rustix::fs::Stat) -> (u64, u64) {
+    (stat.st_nlink as u64, stat.st_dev as u64)
+}
+
+/// Makes room for `n` more bytes in `buf` within the budget, growing by half at least.
+fn room_for_bytes(scan: &Scan<'_>, buf: &mut Vec<u8>, n: usize) -> bool {
+    if buf.capacity() - buf.len() >= n {
+        return true;
+    }
+    let grow = (buf.len() / 2).max(n).max(256);
+    let memory = scan.memory();
+    memory.try_reserve(buf, grow).is_ok() || memory.try_reserve(buf, n).is_ok()
+}
+
+/// A directory as read: its link count and device, its entries.
+#[derive(Default)]
 struct Listing {
     nlink: u64,
     dev: u64,
@@ -222,16 +417,26 @@ struct Listing {
     fs_type: Option<i64>,
     subdirs: u64,
     entries: Vec<Entry>,
+    /// The entries' names one after the other (one buffer, not a string per entry).
+    names: Vec<u8>,
 }
 
 /// What the checks need of an entry's `lstat` (kept small: a directory's entries are held
 /// while they are checked).
+#[derive(Clone, Copy, Default)]
 struct Entry {
-    name: std::ffi::OsString,
+    /// The name: `names[name_start..name_end]` of the listing.
+    name_start: usize,
+    name_end: usize,
     /// The file type bits, and the permission bits when `stated`.
     mode: u32,
     uid: u32,
-    /// Whether `mode` and `uid` come from `lstat` (else only the type, from the listing).
+    /// Link count and device, when `stated` (a subdirectory's are its first look, so that it
+    /// need not be `fstat`ed when it is opened).
+    nlink: u64,
+    dev: u64,
+    /// Whether `mode`, `uid`, `nlink` and `dev` come from `lstat` (else only the type, from
+    /// the listing).
     stated: bool,
 }
 
@@ -254,85 +459,6 @@ impl Listing {
                 .fs_type
                 .is_some_and(|t| NLINK_COUNTS_SUBDIRS.contains(&t))
     }
-}
-
-/// Reads a directory: `fstat` of it, then its entries (without the names a test hides), with
-/// `stat_entries` each `lstat`ed relative to the open directory (no path lookup from the root
-/// for every file); without, only those whose type the listing does not give.
-fn list(scan: &Scan<'_>, dir: &Path, stat_entries: bool) -> Option<Listing> {
-    use rustix::fs::{AtFlags, Mode, OFlags};
-    let fd = rustix::fs::open(
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let stat = rustix::fs::fstat(&fd).ok()?;
-    let mut listing = Listing {
-        nlink: stat.st_nlink as u64,
-        dev: stat.st_dev as u64,
-        fs_type: None,
-        subdirs: 0,
-        entries: Vec::new(),
-    };
-    // The stream takes the descriptor (`read_from` would open the directory a second time).
-    let mut entries = rustix::fs::Dir::new(fd).ok()?;
-    while let Some(entry) = entries.read() {
-        let Ok(entry) = entry else {
-            break;
-        };
-        let raw = entry.file_name();
-        let bytes = raw.to_bytes();
-        if bytes == b"." || bytes == b".." {
-            continue;
-        }
-        let name = std::ffi::OsString::from_vec(bytes.to_vec());
-        if hidden_by_test(scan, &name) {
-            continue;
-        }
-        let listed_type = entry.file_type();
-        let entry = if stat_entries || listed_type == rustix::fs::FileType::Unknown {
-            let Ok(meta) = entries
-                .fd()
-                .and_then(|fd| rustix::fs::statat(fd, raw, AtFlags::SYMLINK_NOFOLLOW))
-            else {
-                continue; // removed meanwhile
-            };
-            Entry {
-                name,
-                mode: meta.st_mode,
-                uid: meta.st_uid,
-                stated: true,
-            }
-        } else {
-            Entry {
-                name,
-                mode: listed_type.as_raw_mode(),
-                uid: 0,
-                stated: false,
-            }
-        };
-        if entry.is_dir() {
-            listing.subdirs += 1;
-        }
-        if !room_for_one(scan.memory(), &mut listing.entries) {
-            // Too large to hold: no link count comparison for this directory.
-            listing.nlink = u64::MAX;
-            break;
-        }
-        listing.entries.push(entry);
-    }
-    if listing.nlink != listing.subdirs + 2 && listing.nlink != u64::MAX {
-        // `f_type` is i64 on some targets, u32 or i32 on others (32-bit ARM, where F2FS's magic
-        // is negative as an i32): compared as its low 32 bits.
-        #[allow(clippy::unnecessary_cast)]
-        let fs_type = entries
-            .statfs()
-            .ok()
-            .map(|s| (s.f_type as i64) & 0xFFFF_FFFF);
-        listing.fs_type = fs_type;
-    }
-    Some(listing)
 }
 
 #[cfg(test)]

@@ -72,23 +72,30 @@ fn hidden_process_is_found() {
     );
 }
 
-#[test]
-fn hidden_port_is_found() {
+/// Binds a TCP listener and a UDP socket, leaves both out of a fixture of `/proc/net` (what a
+/// rootkit's hook shows), and checks that the port check finds both, with the bind guard or
+/// with a socket per free port.
+fn hidden_ports_are_found(no_bind_guard: bool) {
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let hidden = [
+        ("tcp", listener.local_addr().unwrap().port()),
+        ("udp", udp.local_addr().unwrap().port()),
+    ];
     let dir = tempfile::tempdir().unwrap();
     let proc_root = dir.path().join("proc");
     std::fs::create_dir_all(proc_root.join("net")).unwrap();
     for table in ["tcp", "tcp6", "udp", "udp6"] {
         let real = std::fs::read_to_string(Path::new("/proc/net").join(table)).unwrap();
-        // The rootkit's view: every socket but the test's listener.
         let kept: String = real
             .lines()
             .filter(|l| {
-                !(table == "tcp"
-                    && l.split_whitespace()
-                        .nth(1)
-                        .is_some_and(|a| a.ends_with(&format!(":{port:04X}"))))
+                !hidden.iter().any(|(proto, port)| {
+                    table == *proto
+                        && l.split_whitespace()
+                            .nth(1)
+                            .is_some_and(|a| a.ends_with(&format!(":{port:04X}")))
+                })
             })
             .map(|l| format!("{l}\n"))
             .collect();
@@ -98,14 +105,29 @@ fn hidden_port_is_found() {
         proc_root,
         ..only(|c| c.check_ports = true)
     };
-    let findings = run(&config);
-    drop(listener);
-    assert!(
-        findings
-            .iter()
-            .any(|f| f.kind == "hidden_port" && f.port == Some(("tcp", port))),
-        "port {port} is bound but missing from the fixture's tcp table: {findings:#?}"
-    );
+    let memory = memory();
+    let mut scan = Scan::new(&config, &memory);
+    scan.no_bind_guard = no_bind_guard;
+    let findings = smol::block_on(scan.run()).findings;
+    drop((listener, udp));
+    for (proto, port) in hidden {
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.kind == "hidden_port" && f.port == Some((proto, port))),
+            "{proto} port {port} is bound but missing from the fixture: {findings:#?}"
+        );
+    }
+}
+
+#[test]
+fn hidden_port_is_found() {
+    hidden_ports_are_found(false);
+}
+
+#[test]
+fn hidden_port_is_found_without_the_bind_guard() {
+    hidden_ports_are_found(true);
 }
 
 /// A directory with subdirectories `a`, `b` and `.kit`, on a file system whose link counts count
@@ -153,6 +175,31 @@ fn hidden_file_is_found() {
         findings[0].details.contains("link count is 5"),
         "{findings:#?}"
     );
+}
+
+#[test]
+fn hidden_file_in_a_subdirectory_is_found() {
+    // A subdirectory is opened relative to its parent and its link count comes from the
+    // parent's listing: the difference must still show there.
+    let dir = directory_with_subdirs();
+    for sub in ["a/c", "a/.kit"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let config = RootcheckConfig {
+        sys_dirs: vec![dir.path().to_path_buf()],
+        ..only(|c| c.check_sys = true)
+    };
+    let memory = memory();
+    let mut scan = Scan::new(&config, &memory);
+    scan.hide_from_readdir = Some(|name| name == ".kit");
+    let mut found: Vec<(String, String)> = smol::block_on(scan.run())
+        .findings
+        .into_iter()
+        .map(|f| (f.kind.to_string(), f.path.unwrap_or_default()))
+        .collect();
+    found.sort();
+    let at = |path: &Path| ("hidden_file".to_string(), path.display().to_string());
+    assert_eq!(found, vec![at(dir.path()), at(&dir.path().join("a"))]);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! enabled = true
 //! interval_secs = 43200          # 12 h, as Wazuh's rootcheck `frequency`
 //! cpu_share_percent = 20         # pauses between probe batches keep the scan under this share
+//! # bpf_bind_guard = true        # port sweep through a cgroup BPF bind guard (false: no BPF)
 //! # proc_root = "/proc"          # roots a test (or a chroot) can point elsewhere
 //! # sys_root = "/sys"
 //! # dev_root = "/dev"
@@ -52,6 +53,12 @@ pub struct RootcheckConfig {
     /// Look for TCP/UDP ports that cannot be bound (on 0.0.0.0) though no socket in
     /// `proc_root/net/{tcp,tcp6,udp,udp6}` holds them. Default true.
     pub check_ports: bool,
+    /// Probe ports through the bind guard: a small cgroup BPF program, attached for the length
+    /// of the sweep, that refuses the probe sockets' binds after the kernel's conflict check, so
+    /// one socket serves every port (about a fifth of the CPU). Needs root, cgroup v2 and Linux
+    /// 5.8; where it cannot be attached the sweep makes a socket per free port. Set false where
+    /// loading BPF programs is not wanted. Default true.
+    pub bpf_bind_guard: bool,
     /// Walk `sys_dirs` for hidden files (directory link counts against the subdirectories
     /// listed), SUID/SGID files outside `suid_dirs`, world-writable files in
     /// `world_writable_dirs`, and the `*` names of the rootkit files database. Default true.
@@ -123,6 +130,7 @@ impl Default for RootcheckConfig {
             check_pids: true,
             max_pid: 0,
             check_ports: true,
+            bpf_bind_guard: true,
             check_sys: true,
             check_dev: true,
             check_if: true,

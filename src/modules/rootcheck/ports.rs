@@ -54,7 +54,7 @@ pub async fn check(scan: &mut Scan<'_>) {
     // The two probe sockets (TCP, UDP), made first so that the guard knows them.
     let mut probes = PROTOCOLS.map(|(_, kind, _)| new_socket(kind).ok());
     let guard = match &probes {
-        _ if no_guard(scan) => None,
+        _ if !scan.config.bpf_bind_guard => None,
         [Some(tcp), Some(udp)] => match BindGuard::attach([tcp, udp]) {
             Ok(guard) => Some(guard),
             Err(why) => {
@@ -182,16 +182,6 @@ fn try_bind(
 /// A new IPv4 socket of `kind`.
 fn new_socket(kind: SocketType) -> Result<OwnedFd, Errno> {
     rustix::net::socket(AddressFamily::INET, kind, None)
-}
-
-#[cfg(test)]
-fn no_guard(scan: &Scan<'_>) -> bool {
-    scan.no_bind_guard
-}
-
-#[cfg(not(test))]
-fn no_guard(_scan: &Scan<'_>) -> bool {
-    false
 }
 
 /// The local ports of every socket in the given `/proc/net` tables (one must be readable).

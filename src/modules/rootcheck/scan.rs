@@ -100,9 +100,6 @@ pub struct Scan<'a> {
     /// does; the real link counts still count them.
     #[cfg(test)]
     pub hide_from_readdir: Option<fn(&std::ffi::OsStr) -> bool>,
-    /// Tests only: the port sweep without the bind guard (a socket per free port).
-    #[cfg(test)]
-    pub no_bind_guard: bool,
 }
 
 impl<'a> Scan<'a> {
@@ -115,8 +112,6 @@ impl<'a> Scan<'a> {
             report: ScanReport::default(),
             #[cfg(test)]
             hide_from_readdir: None,
-            #[cfg(test)]
-            no_bind_guard: false,
         }
     }
 

@@ -75,7 +75,7 @@ fn hidden_process_is_found() {
 /// Binds a TCP listener and a UDP socket, leaves both out of a fixture of `/proc/net` (what a
 /// rootkit's hook shows), and checks that the port check finds both, with the bind guard or
 /// with a socket per free port.
-fn hidden_ports_are_found(no_bind_guard: bool) {
+fn hidden_ports_are_found(bpf_bind_guard: bool) {
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
     let hidden = [
@@ -103,11 +103,11 @@ fn hidden_ports_are_found(no_bind_guard: bool) {
     }
     let config = RootcheckConfig {
         proc_root,
+        bpf_bind_guard,
         ..only(|c| c.check_ports = true)
     };
     let memory = memory();
-    let mut scan = Scan::new(&config, &memory);
-    scan.no_bind_guard = no_bind_guard;
+    let scan = Scan::new(&config, &memory);
     let findings = smol::block_on(scan.run()).findings;
     drop((listener, udp));
     for (proto, port) in hidden {
@@ -122,12 +122,12 @@ fn hidden_ports_are_found(no_bind_guard: bool) {
 
 #[test]
 fn hidden_port_is_found() {
-    hidden_ports_are_found(false);
+    hidden_ports_are_found(true);
 }
 
 #[test]
 fn hidden_port_is_found_without_the_bind_guard() {
-    hidden_ports_are_found(true);
+    hidden_ports_are_found(false);
 }
 
 /// A directory with subdirectories `a`, `b` and `.kit`, on a file system whose link counts count

@@ -1,8 +1,12 @@
 //! The event receiver on port 1514: one session per agent connection (see `proto::session`).
 //!
 //! Hello → Challenge → Auth → Welcome, then events, keep-alives and command results from the
-//! agent, commands from the manager. An event batch is acked only after its commit. Anything out
-//! of order or undecodable ends that connection (with the reason logged), never the process.
+//! agent, commands from the manager. An event batch is acked only after its commit; the frames
+//! that arrive during a commit are decoded meanwhile and committed next, as one group (see
+//! `commits`). Anything out of order or undecodable ends that connection (with the reason
+//! logged), never the process.
+
+mod commits;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -11,7 +15,6 @@ use std::sync::Arc;
 use async_net::TcpStream;
 use futures_lite::{AsyncRead, AsyncWrite};
 use futures_rustls::TlsAcceptor;
-use gatewatch_proto::event;
 use gatewatch_proto::frame::{self, FrameError};
 use gatewatch_proto::session::proof_matches;
 use gatewatch_proto::{format_agent_id, AgentMessage, ManagerMessage, Refusal, PROTOCOL_VERSION};
@@ -20,10 +23,11 @@ use rand_core::{OsRng, RngCore};
 use crate::conn::{timeout, ConnError, FramedConn};
 use crate::model::now_ms;
 use crate::server::Context;
-use crate::store::NewEvent;
 use crate::ManagerError;
+use commits::Commits;
 
 /// Why a session ended other than by the agent's choice.
+#[derive(Debug)]
 enum SessionError {
     /// The connection failed or timed out.
     Conn(ConnError),
@@ -201,6 +205,7 @@ where
 enum Step {
     Frame(Result<Option<Vec<u8>>, ConnError>),
     Command(Result<ManagerMessage, async_channel::RecvError>),
+    Committed(Result<u64, SessionError>),
 }
 
 /// The open session: Welcome, then frames from the agent and commands for it until one side ends.
@@ -234,16 +239,35 @@ where
         "agent {} ({name}) connected from {peer}; stored up to seq {ack_up_to}",
         format_agent_id(agent_id)
     );
+    let mut commits = Commits::new(agent_id, name);
     loop {
-        // Both branches are cancel-safe: a read keeps what it received, a recv takes nothing.
-        let next =
-            futures_lite::future::or(async { Step::Frame(conn.read_frame().await) }, async {
-                Step::Command(commands.recv().await)
-            });
-        let Some(step) = timeout(ctx.idle_timeout, next).await else {
-            return Err(SessionError::Conn(ConnError::Timeout(ctx.idle_timeout)));
+        // The store thread takes the events decoded meanwhile as soon as it is free.
+        commits.start(&ctx.store).await?;
+        let step = {
+            // Every branch is cancel-safe: a read keeps what it received, a recv takes nothing,
+            // and a commit not yet answered is awaited again on the next turn.
+            let reading = commits.accepts_frames();
+            let running = commits.is_running();
+            let frame = async {
+                if reading {
+                    Step::Frame(conn.read_frame().await)
+                } else {
+                    std::future::pending().await
+                }
+            };
+            let command = async { Step::Command(commands.recv().await) };
+            let committed = async { Step::Committed(commits.committed().await) };
+            let next =
+                futures_lite::future::or(frame, futures_lite::future::or(command, committed));
+            // A running commit is not silence from the agent: its answer ends the wait.
+            match timeout(ctx.idle_timeout, next).await {
+                Some(step) => step,
+                None if running => continue,
+                None => return Err(SessionError::Conn(ConnError::Timeout(ctx.idle_timeout))),
+            }
         };
         match step {
+            Step::Committed(up_to) => conn.send(&ManagerMessage::Ack { up_to: up_to? }).await?,
             Step::Command(Ok(refusal @ ManagerMessage::Refused { .. })) => {
                 // The agent was deleted: tell it why, then close.
                 log::info!(
@@ -261,33 +285,48 @@ where
                 );
                 return Ok(());
             }
-            Step::Frame(Ok(None)) => return Ok(()),
-            Step::Frame(Err(e)) => return Err(e.into()),
-            Step::Frame(Ok(Some(body))) if is_events(&body) => {
-                // Group commit: the frames already received are stored in one transaction (one
-                // fsync) and acknowledged with one ack.
-                let (bodies, after) = gather_events(conn, body).await;
-                let up_to = store_frames(ctx, agent_id, name, &bodies).await?;
-                conn.send(&ManagerMessage::Ack { up_to }).await?;
-                match after {
-                    None => {}
-                    Some(Ok(Some(body))) => {
-                        let flow = handle_frame(ctx, conn, agent_id, name, &body).await?;
-                        if flow == Flow::Stop {
-                            return Ok(());
-                        }
-                    }
-                    Some(Ok(None)) => return Ok(()),
-                    Some(Err(e)) => return Err(e.into()),
-                }
+            Step::Frame(Ok(None)) => {
+                // Whatever arrived before the end is stored (and acked, should the agent still
+                // read); a connection error instead drops it unacked: the agent sends it again.
+                flush(ctx, conn, &mut commits).await?;
+                return Ok(());
             }
+            Step::Frame(Err(e)) => return Err(e.into()),
             Step::Frame(Ok(Some(body))) => {
-                if handle_frame(ctx, conn, agent_id, name, &body).await? == Flow::Stop {
+                let msg = decode(&body, "undecodable message")?;
+                if let AgentMessage::Events { first_seq, records } = msg {
+                    if !commits.add(first_seq, &records)? && commits.is_idle() {
+                        // Nothing to store and nothing pending: ack what is already held.
+                        let up_to = ctx.store.call(move |db| db.watermark(agent_id)).await?;
+                        conn.send(&ManagerMessage::Ack { up_to }).await?;
+                    }
+                    continue;
+                }
+                // Any other message is answered after the events before it are acked.
+                flush(ctx, conn, &mut commits).await?;
+                if handle_frame(ctx, conn, agent_id, name, msg).await? == Flow::Stop {
                     return Ok(());
                 }
             }
         }
     }
+}
+
+/// Commits everything received so far and sends its acks.
+async fn flush<S>(
+    ctx: &Context,
+    conn: &mut FramedConn<S>,
+    commits: &mut Commits,
+) -> Result<(), SessionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while !commits.is_idle() {
+        commits.start(&ctx.store).await?;
+        let up_to = commits.committed().await?;
+        conn.send(&ManagerMessage::Ack { up_to }).await?;
+    }
+    Ok(())
 }
 
 #[derive(PartialEq, Eq)]
@@ -296,22 +335,19 @@ enum Flow {
     Stop,
 }
 
+/// Answers a message other than `Events`.
 async fn handle_frame<S>(
     ctx: &Context,
     conn: &mut FramedConn<S>,
     agent_id: u32,
     name: &str,
-    body: &[u8],
+    msg: AgentMessage<'_>,
 ) -> Result<Flow, SessionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let id = format_agent_id(agent_id);
-    match decode(body, "undecodable message")? {
-        AgentMessage::Events { .. } => {
-            let up_to = store_frames(ctx, agent_id, name, &[body.to_vec()]).await?;
-            conn.send(&ManagerMessage::Ack { up_to }).await?;
-        }
+    match msg {
         AgentMessage::Keepalive { status } => {
             let version = status.version;
             ctx.store
@@ -334,7 +370,9 @@ where
             log::info!("agent {id} ({name}) said goodbye");
             return Ok(Flow::Stop);
         }
-        other @ (AgentMessage::Hello { .. } | AgentMessage::Auth { .. }) => {
+        other @ (AgentMessage::Hello { .. }
+        | AgentMessage::Auth { .. }
+        | AgentMessage::Events { .. }) => {
             return Err(SessionError::Violation(format!(
                 "{} after the session opened",
                 name_of(&other)
@@ -342,128 +380,6 @@ where
         }
     }
     Ok(Flow::Continue)
-}
-
-/// Most `Events` frames stored in one transaction.
-const GROUP_FRAMES: usize = 16;
-
-fn is_events(body: &[u8]) -> bool {
-    matches!(
-        frame::decode_body::<AgentMessage>(body),
-        Ok(AgentMessage::Events { .. })
-    )
-}
-
-/// `first` and the `Events` frames that follow it already received (none is waited for), up to
-/// [`GROUP_FRAMES`]; and what ended the run when it was not the lack of data: another message,
-/// the end of the stream, or an error, each to be handled after the events are stored.
-async fn gather_events<S>(
-    conn: &mut FramedConn<S>,
-    first: Vec<u8>,
-) -> (Vec<Vec<u8>>, Option<Result<Option<Vec<u8>>, ConnError>>)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut bodies = vec![first];
-    while bodies.len() < GROUP_FRAMES {
-        // `read_frame` is cancel-safe: a read that is not ready leaves the stream as it was.
-        match futures_lite::future::poll_once(conn.read_frame()).await {
-            None => break,
-            Some(Ok(Some(body))) if is_events(&body) => bodies.push(body),
-            Some(other) => return (bodies, Some(other)),
-        }
-    }
-    (bodies, None)
-}
-
-/// Decodes and stores the records of `Events` frames in one transaction; returns the sequence
-/// number to ack (the last record of the last frame).
-async fn store_frames(
-    ctx: &Context,
-    agent_id: u32,
-    name: &str,
-    bodies: &[Vec<u8>],
-) -> Result<u64, SessionError> {
-    let received = now_ms();
-    let mut events: Vec<NewEvent> = Vec::new();
-    let mut up_to = None;
-    for body in bodies {
-        let AgentMessage::Events { first_seq, records } = decode(body, "undecodable message")?
-        else {
-            return Err(SessionError::Violation("expected Events".into()));
-        };
-        let Some(count) = u64::try_from(records.len()).ok().filter(|&n| n > 0) else {
-            continue;
-        };
-        let last = first_seq
-            .checked_add(count - 1)
-            .filter(|&last| i64::try_from(last).is_ok())
-            .ok_or_else(|| {
-                SessionError::Violation(format!("sequence numbers from {first_seq} overflow"))
-            })?;
-        let before = events.len();
-        events.extend(
-            records
-                .iter()
-                .zip(first_seq..)
-                .map(|(r, seq)| decode_record(seq, r, received)),
-        );
-        let malformed = events[before..]
-            .iter()
-            .filter(|e| e.kind == "malformed")
-            .count();
-        if malformed > 0 {
-            log::warn!(
-                "agent {} ({name}): {malformed} malformed records in {first_seq}..={last}",
-                format_agent_id(agent_id)
-            );
-        }
-        up_to = Some(last);
-    }
-    let Some(last) = up_to else {
-        // Nothing to store: ack what is already held.
-        return Ok(ctx.store.call(move |db| db.watermark(agent_id)).await?);
-    };
-    let count = events.len();
-    let name = name.to_string();
-    let fresh = ctx
-        .store
-        .call(move |db| db.store_events(agent_id, &name, events, received))
-        .await?;
-    log::debug!(
-        "agent {}: stored {fresh} of {count} events up to {last}",
-        format_agent_id(agent_id)
-    );
-    Ok(last)
-}
-
-/// An event to store for one record: its decoded payload, or a `malformed` event holding the
-/// decoding error and the record's bytes in hex (never dropped).
-pub(crate) fn decode_record(seq: u64, bytes: &[u8], received_ms: u64) -> NewEvent {
-    let error = match event::decode_body(bytes) {
-        Ok(body) => match serde_json::to_string(&body.payload) {
-            Ok(payload_json) => {
-                let kind = body.payload.kind().to_string();
-                return NewEvent {
-                    seq,
-                    time_ms: body.time_ms,
-                    module: body.module,
-                    kind,
-                    payload_json,
-                };
-            }
-            Err(e) => e.to_string(),
-        },
-        Err(e) => e.to_string(),
-    };
-    let payload_json = serde_json::json!({ "error": error, "hex": hex::encode(bytes) }).to_string();
-    NewEvent {
-        seq,
-        time_ms: received_ms,
-        module: "unknown".into(),
-        kind: "malformed".into(),
-        payload_json,
-    }
 }
 
 /// The refusal of a deleted agent, saying when it was deleted.
@@ -484,42 +400,5 @@ fn name_of(msg: &AgentMessage<'_>) -> &'static str {
         AgentMessage::Keepalive { .. } => "Keepalive",
         AgentMessage::CommandResult { .. } => "CommandResult",
         AgentMessage::Goodbye => "Goodbye",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gatewatch_proto::{EventBody, GeneratorEvent, Payload};
-
-    #[test]
-    fn decodable_record_keeps_agent_time_module_and_kind() {
-        let body = EventBody {
-            time_ms: 77,
-            module: "generator".into(),
-            payload: Payload::Generator(GeneratorEvent {
-                stream: "s".into(),
-                n: 4,
-                body: "b".into(),
-            }),
-        };
-        let mut bytes = Vec::new();
-        event::encode_body(&body, &mut bytes).unwrap();
-        let e = decode_record(9, &bytes, 1000);
-        assert_eq!(
-            (e.seq, e.time_ms, e.module.as_str(), e.kind.as_str()),
-            (9, 77, "generator", "generator.event")
-        );
-        let v: serde_json::Value = serde_json::from_str(&e.payload_json).unwrap();
-        assert_eq!(v["Generator"]["n"], 4);
-    }
-
-    #[test]
-    fn undecodable_record_becomes_a_malformed_event_with_its_bytes() {
-        let e = decode_record(3, &[0xff, 0xfe], 1000);
-        assert_eq!((e.kind.as_str(), e.time_ms), ("malformed", 1000));
-        let v: serde_json::Value = serde_json::from_str(&e.payload_json).unwrap();
-        assert_eq!(v["hex"], "fffe");
-        assert!(!v["error"].as_str().unwrap().is_empty());
     }
 }

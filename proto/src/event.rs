@@ -333,9 +333,11 @@ impl ResponseOutcome {
 /// Encodes an event body as stored in the spool and sent on the wire.
 pub fn encode_body(body: &EventBody, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
     out.clear();
-    let encoded = postcard::to_extend(body, core::mem::take(out))?;
-    *out = encoded;
-    Ok(())
+    let encoded = postcard::serialize_with_flavor(body, crate::frame::Append(out));
+    if encoded.is_err() {
+        out.clear();
+    }
+    encoded
 }
 
 /// Decodes an event body received from an agent (untrusted bytes: errors, never panics).

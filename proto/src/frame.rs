@@ -49,13 +49,38 @@ pub fn body_len(header: [u8; HEADER_LEN], max: usize) -> Result<usize, FrameErro
     }
 }
 
+/// A postcard output appending to a `Vec` with slice copies. postcard's own `to_extend` copies a
+/// byte string through a byte iterator, which the agent's size-optimised build leaves as a loop of
+/// one byte at a time: every record and log line goes through this twice on the agent.
+pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// Appends one frame holding `msg` to `out` (which may already hold other frames). A frame over
 /// `max` leaves `out` as it was; a serialization error (impossible for this crate's types) clears it.
 pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>, max: usize) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
-    *out = postcard::to_extend(msg, core::mem::take(out))
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if let Err(e) = postcard::serialize_with_flavor(msg, Append(out)) {
+        out.clear();
+        return Err(FrameError::Malformed(e.to_string()));
+    }
     let len = out.len() - start - HEADER_LEN;
     if len > max {
         out.truncate(start);

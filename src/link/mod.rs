@@ -60,8 +60,10 @@ pub struct LinkConfig {
     pub backoff_max: Duration,
 }
 
-/// Frames sent and not yet acknowledged, at most.
-pub const MAX_FRAMES_IN_FLIGHT: usize = 16;
+/// Frames sent and not yet acknowledged, at most. The manager acknowledges a group of frames after
+/// its commit and decodes the next group meanwhile: the window must hold both groups, or the link
+/// waits for every commit.
+pub const MAX_FRAMES_IN_FLIGHT: usize = 64;
 
 /// Default [`LinkConfig::max_batch_records`].
 pub const DEFAULT_MAX_BATCH_RECORDS: usize = 256;

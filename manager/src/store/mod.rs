@@ -3,6 +3,7 @@
 //! executor thread.
 
 mod db;
+mod events;
 mod feed;
 mod registry;
 
@@ -21,6 +22,17 @@ use crate::ManagerError;
 const QUEUE: usize = 1024;
 
 type Job = Box<dyn FnOnce(&mut Db) + Send>;
+
+/// The answer of a job queued by [`Store::submit`], not yet received.
+pub(crate) struct Pending<T>(Receiver<Result<T, ManagerError>>);
+
+impl<T> Pending<T> {
+    /// Waits for the job's answer. Cancel-safe: dropping the future before it is ready leaves the
+    /// answer to a later call.
+    pub(crate) async fn answer(&self) -> Result<T, ManagerError> {
+        self.0.recv().await.map_err(|_| ManagerError::Stopped)?
+    }
+}
 
 /// A cheap, cloneable handle to the store thread.
 #[derive(Clone)]
@@ -60,6 +72,16 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, ManagerError> + Send + 'static,
     {
+        self.submit(f).await?.answer().await
+    }
+
+    /// Queues `f` on the store thread and returns at once; its answer is awaited later with
+    /// [`Pending::answer`], so the caller can do other work while the store thread runs it.
+    pub(crate) async fn submit<T, F>(&self, f: F) -> Result<Pending<T>, ManagerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, ManagerError> + Send + 'static,
+    {
         let (tx, rx) = async_channel::bounded(1);
         let job: Job = Box::new(move |db| {
             let _ = tx.try_send(f(db));
@@ -68,7 +90,7 @@ impl Store {
             .send(job)
             .await
             .map_err(|_| ManagerError::Stopped)?;
-        rx.recv().await.map_err(|_| ManagerError::Stopped)?
+        Ok(Pending(rx))
     }
 
     /// Like [`Store::call`], blocking the calling thread (for synchronous API methods; not to be

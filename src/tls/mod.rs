@@ -23,21 +23,21 @@
 pub mod cert;
 mod framed;
 mod provider;
+mod suite;
 pub mod verify;
 
 pub use framed::{write_frame, FrameReader};
 pub use verify::{CertRejection, PinnedCaVerifier};
 
 use embedded_io_adapters::futures_03::FromFutures;
-use embedded_tls::{
-    Aes128GcmSha256, TlsConfig, TlsConnection, TlsContext, TlsError, TlsReader, TlsWriter,
-};
+use embedded_tls::{TlsConfig, TlsConnection, TlsContext, TlsError, TlsReader, TlsWriter};
 use futures_lite::FutureExt;
 use gatewatch_proto::frame::FrameError;
 use provider::AgentProvider;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
+pub use suite::LinkSuite;
 
 /// Size of the record read buffer: the largest TLS record (16 KiB plaintext + overhead).
 pub const READ_BUFFER_BYTES: usize = 16_640;
@@ -47,9 +47,9 @@ pub const WRITE_BUFFER_BYTES: usize = 8_192;
 /// The transport under TLS: a TCP stream that can be cloned for [`TlsSession::split`].
 pub type Socket = FromFutures<async_net::TcpStream>;
 /// The read half of a split session.
-pub type SessionReader<'s> = TlsReader<'s, Socket, Aes128GcmSha256>;
+pub type SessionReader<'s> = TlsReader<'s, Socket, LinkSuite>;
 /// The write half of a split session.
-pub type SessionWriter<'s> = TlsWriter<'s, Socket, Aes128GcmSha256>;
+pub type SessionWriter<'s> = TlsWriter<'s, Socket, LinkSuite>;
 
 /// How the manager's certificate is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ impl Default for TlsBuffers {
 
 /// An open TLS session with a manager.
 pub struct TlsSession<'b> {
-    conn: TlsConnection<'b, Socket, Aes128GcmSha256>,
+    conn: TlsConnection<'b, Socket, LinkSuite>,
     peer: String,
 }
 

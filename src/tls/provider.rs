@@ -2,10 +2,10 @@
 //! in trust-on-first-use mode) and the optional client certificate.
 
 use super::verify::{CertRejection, PinnedCaVerifier};
+use super::LinkSuite;
 use super::{ClientIdentity, TlsClientConfig, Verification};
 use embedded_tls::{
-    Aes128GcmSha256, Certificate, CryptoProvider, CryptoRngCore, SignatureScheme, TlsError,
-    TlsVerifier,
+    Certificate, CryptoProvider, CryptoRngCore, SignatureScheme, TlsError, TlsVerifier,
 };
 use p256::ecdsa::{signature::SignerMut, DerSignature, SigningKey};
 
@@ -39,14 +39,14 @@ impl<'a> AgentProvider<'a> {
 }
 
 impl CryptoProvider for AgentProvider<'_> {
-    type CipherSuite = Aes128GcmSha256;
+    type CipherSuite = LinkSuite;
     type Signature = DerSignature;
 
     fn rng(&mut self) -> impl CryptoRngCore {
         &mut self.rng
     }
 
-    fn verifier(&mut self) -> Result<&mut impl TlsVerifier<Aes128GcmSha256>, TlsError> {
+    fn verifier(&mut self) -> Result<&mut impl TlsVerifier<LinkSuite>, TlsError> {
         // `Unimplemented` is how embedded-tls learns there is no verifier (trust on first use).
         self.verifier.as_mut().ok_or(TlsError::Unimplemented)
     }

@@ -8,10 +8,9 @@
 //! certificate the inner verifier refused.
 
 use super::cert::{summarize, CertSummary};
+use super::LinkSuite;
 use embedded_tls::pki::CertVerifier;
-use embedded_tls::{
-    Aes128GcmSha256, Certificate, CertificateEntryRef, CertificateRef, CertificateVerifyRef,
-};
+use embedded_tls::{Certificate, CertificateEntryRef, CertificateRef, CertificateVerifyRef};
 use embedded_tls::{TlsClock, TlsError, TlsVerifier};
 
 /// Largest server certificate kept between the Certificate and CertificateVerify messages.
@@ -109,7 +108,7 @@ fn unix_now() -> u64 {
 /// A `TlsVerifier` that accepts only a one-certificate chain signed by the pinned CA, valid now,
 /// and naming the address dialled; it records why it refused anything.
 pub struct PinnedCaVerifier<'a> {
-    inner: CertVerifier<'a, Aes128GcmSha256, SystemClock, MAX_CERT_BYTES>,
+    inner: CertVerifier<'a, LinkSuite, SystemClock, MAX_CERT_BYTES>,
     ca: CertSummary,
     host: String,
     rejection: Option<CertRejection>,
@@ -187,7 +186,7 @@ impl<'a> PinnedCaVerifier<'a> {
     }
 }
 
-impl TlsVerifier<Aes128GcmSha256> for PinnedCaVerifier<'_> {
+impl TlsVerifier<LinkSuite> for PinnedCaVerifier<'_> {
     fn set_hostname_verification(&mut self, hostname: &str) -> Result<(), TlsError> {
         // The name was fixed at construction; embedded-tls passes the same one again.
         if hostname != self.host {
@@ -201,7 +200,7 @@ impl TlsVerifier<Aes128GcmSha256> for PinnedCaVerifier<'_> {
 
     fn verify_certificate(
         &mut self,
-        transcript: &<Aes128GcmSha256 as embedded_tls::TlsCipherSuite>::Hash,
+        transcript: &<LinkSuite as embedded_tls::TlsCipherSuite>::Hash,
         cert: CertificateRef,
     ) -> Result<(), TlsError> {
         if cert.entries.len() != 1 {

@@ -364,7 +364,7 @@ fn on_ack(ctx: &SessionContext<'_>, peer: &str, shared: &Shared, up_to: u64) {
 enum Step {
     Sent,
     NothingNew,
-    /// Few records wait while a frame is in flight: wait for more, the ack, or this time.
+    /// Few records wait soon after a small frame: wait for more, or until this time.
     Gathering(Instant),
     WindowFull,
     Limited(Instant),
@@ -481,12 +481,11 @@ async fn send_batch(
     if waiting == 0 {
         return Ok(Step::NothingNew);
     }
-    let in_flight = shared.in_flight.borrow().bytes();
-    if in_flight >= ctx.cfg.max_unacked_bytes {
+    if shared.in_flight.borrow().bytes() >= ctx.cfg.max_unacked_bytes {
         return Ok(Step::WindowFull);
     }
     let now = Instant::now();
-    if let Some(until) = gather.hold_until(waiting, in_flight, now) {
+    if let Some(until) = gather.hold_until(waiting, now) {
         return Ok(Step::Gathering(until));
     }
     let allowance = limiter.available(now);
@@ -526,7 +525,7 @@ async fn send_batch(
         .await
         .map_err(|e| failed(true, e.to_string()))?;
     limiter.grant(n, now);
-    gather.sent(bytes, ctx.cfg.max_frame);
+    gather.sent(bytes, ctx.cfg.max_frame, now);
     let last = batch[n - 1].seq;
     shared.in_flight.borrow_mut().push(last, bytes);
     shared.last_sent.set(last);

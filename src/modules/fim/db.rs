@@ -66,6 +66,14 @@ pub struct Db {
     next_id: std::cell::Cell<u64>,
 }
 
+/// What the sweep reads of a row.
+#[derive(Debug, Clone)]
+pub struct SweepRow {
+    pub id: u64,
+    pub scan: u64,
+    pub path: String,
+}
+
 /// A stored row: its id, the attributes and the scan that last wrote it.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -299,14 +307,22 @@ impl Db {
             .map_err(err("cannot remove a file"))
     }
 
-    /// Up to `limit` rows with an id above `after`, in id order.
-    pub fn after(&self, after: u64, limit: usize) -> Result<Vec<(String, Row)>, DbError> {
+    /// Up to `limit` rows with an id above `after`, in id order, as (id, scan, path): what the
+    /// end-of-scan sweep needs to find rows not seen (reading whole rows, hashes turned to hex,
+    /// was a fifth of an unchanged rescan).
+    pub fn after(&self, after: u64, limit: usize) -> Result<Vec<SweepRow>, DbError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!("{SELECT} WHERE id > ?1 ORDER BY id LIMIT ?2"))
+            .prepare_cached("SELECT id, scan, path FROM files WHERE id > ?1 ORDER BY id LIMIT ?2")
             .map_err(err("cannot prepare the sweep"))?;
         let rows = stmt
-            .query_map(params![sql(after), limit as i64], read_row)
+            .query_map(params![sql(after), limit as i64], |r| {
+                Ok(SweepRow {
+                    id: r.get::<_, i64>(0)?.max(0) as u64,
+                    scan: r.get::<_, i64>(1)?.max(0) as u64,
+                    path: r.get(2)?,
+                })
+            })
             .map_err(err("cannot sweep"))?;
         rows.collect::<Result<_, _>>()
             .map_err(err("cannot read a row"))
@@ -451,7 +467,7 @@ mod tests {
             .after(ids[0], 10)
             .unwrap()
             .into_iter()
-            .map(|r| r.0)
+            .map(|r| r.path)
             .collect();
         assert_eq!(listed, ["/d/a", "/d/c"]);
         assert_eq!(db.get("/d/a").unwrap().unwrap().attrs.size, 2);

@@ -167,14 +167,14 @@ async fn sweep(
     let mut last = 0;
     loop {
         let rows = checker.db.after(last, SWEEP_CHUNK).map_err(db_err)?;
-        let Some((_, row)) = rows.last() else {
+        let Some(row) = rows.last() else {
             return Ok(());
         };
         last = row.id;
         let gone: Vec<String> = rows
             .into_iter()
-            .filter(|(_, r)| r.scan < checker.scan && !checker.seen.contains(r.id))
-            .map(|(path, _)| path)
+            .filter(|r| r.scan < checker.scan && !checker.seen.contains(r.id))
+            .map(|r| r.path)
             .collect();
         if gone.is_empty() {
             futures_lite::future::yield_now().await;

@@ -201,8 +201,30 @@ for target in $TARGETS; do
   esac
   # Warm the page cache so every run reads from memory.
   find "$path" -xdev -type f -print0 2>/dev/null | xargs -0 cat >/dev/null 2>&1 || true
-  run_gatewatch "$target" "$path"
-  run_module "$target" "$path"
-  run_aide "$target" "$path" 1 0
-  run_aide "$target" "$path" "$cores" ""
+  {
+    run_gatewatch "$target" "$path"
+    run_module "$target" "$path"
+    run_aide "$target" "$path" 1 0
+    run_aide "$target" "$path" "$cores" ""
+  } | tee -a "$tmp/results.txt"
 done
+
+# The ratios the targets are stated in (baseline <= 0.5x AIDE's time with one worker; unchanged
+# rescan >= 10x faster than the baseline), from the lines above.
+python3 - "$tmp/results.txt" <<'PY'
+import re, sys
+walls = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\S+)\s+(gatewatch|fim module alone|aide workers=1)\s+(baseline|rescan)\s+wall=\s*([0-9.]+)s", line)
+    if m:
+        walls[(m[1], m[2], m[3])] = float(m[4])
+for target in dict.fromkeys(k[0] for k in walls):
+    w = lambda who, what: walls.get((target, who, what))
+    agent, module, aide = w("gatewatch", "baseline"), w("fim module alone", "baseline"), w("aide workers=1", "baseline")
+    if agent and aide:
+        print(f"{target:5} ratio: agent baseline / AIDE (1 worker) baseline = {agent / aide:.2f}x (target <= 0.5x)"
+              + (f"; module alone {module / aide:.2f}x" if module else ""))
+    rescan = w("gatewatch", "rescan")
+    if agent and rescan:
+        print(f"{target:5} ratio: agent baseline / agent rescan = {agent / rescan:.1f}x (target >= 10x)")
+PY

@@ -288,7 +288,7 @@ async fn handle_pending(
                 // A new (or moved-in) directory: watch it and report its files.
                 if let Some(i) = rules.index_of(&item.path) {
                     if rules.dirs[i].descends_into(&item.path) {
-                        let walker = Walker::below(i, item.path.clone());
+                        let walker = Walker::below(rules, i, item.path.clone());
                         // Boxed: a walk may come back here (between its batches).
                         Box::pin(scan::walk(ctx, rules, checker, live, walker, mode)).await?;
                     }

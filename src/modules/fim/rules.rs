@@ -77,7 +77,7 @@ impl DirRule {
     }
 
     /// Levels of directories between the root and `path` (a child of the root is at depth 1).
-    fn depth(&self, path: &Path) -> Option<u32> {
+    pub fn depth(&self, path: &Path) -> Option<u32> {
         let rest = path.strip_prefix(&self.root).ok()?;
         Some(rest.components().count() as u32)
     }
@@ -90,9 +90,13 @@ impl DirRule {
     /// Whether file `path` is monitored by this directory: within the recursion level, not
     /// ignored, and matching `restrict`.
     pub fn keeps_file(&self, path: &Path) -> bool {
-        let Some(depth) = self.depth(path) else {
-            return false;
-        };
+        self.depth(path)
+            .is_some_and(|depth| self.keeps_file_at(path, depth))
+    }
+
+    /// [`DirRule::keeps_file`] for a `path` whose depth the caller knows (a walk knows it from
+    /// the directory it reads: no prefix stripping per file).
+    pub fn keeps_file_at(&self, path: &Path, depth: u32) -> bool {
         // A file directly in the root is at depth 1; the root itself may be a single file.
         if depth > self.recursion_level.saturating_add(1) || self.ignored(path) {
             return false;

@@ -25,6 +25,8 @@ struct Frame {
     iter: ReadDir,
     /// (device, inode) of the directory, to stop symbolic-link loops.
     id: (u64, u64),
+    /// Depth of the directory below the root (its files are one deeper).
+    depth: u32,
 }
 
 /// The walk of `rules.dirs[rule]`.
@@ -32,6 +34,9 @@ pub struct Walker {
     rule: usize,
     start: Option<PathBuf>,
     stack: Vec<Frame>,
+    /// Another monitored root lies inside (or is) this walk's root: which rule a path belongs
+    /// to must then be asked per path. Without one, every path of the walk is its own.
+    nested_roots: bool,
 }
 
 impl Walker {
@@ -41,15 +46,17 @@ impl Walker {
             rule,
             start: rules.dirs.get(rule).map(|d| d.root.clone()),
             stack: Vec::new(),
+            nested_roots: nested_roots(rules, rule),
         }
     }
 
     /// A walk of the part of directory number `rule` below `start` (a new directory).
-    pub fn below(rule: usize, start: PathBuf) -> Walker {
+    pub fn below(rules: &Rules, rule: usize, start: PathBuf) -> Walker {
         Walker {
             rule,
             start: Some(start),
             stack: Vec::new(),
+            nested_roots: nested_roots(rules, rule),
         }
     }
 
@@ -66,6 +73,7 @@ impl Walker {
         }
         loop {
             let frame = self.stack.last_mut()?;
+            let file_depth = frame.depth.saturating_add(1);
             let item = match frame.iter.next() {
                 None => {
                     self.stack.pop();
@@ -95,12 +103,12 @@ impl Walker {
                     }
                     continue;
                 }
-                if rule.keeps_file(&path) && self.owns(rules, &path) {
+                if rule.keeps_file_at(&path, file_depth) && self.owns(rules, &path) {
                     return Some(Entry::File(path, meta));
                 }
                 continue;
             }
-            if !rule.keeps_file(&path) || !self.owns(rules, &path) {
+            if !rule.keeps_file_at(&path, file_depth) || !self.owns(rules, &path) {
                 continue;
             }
             // `DirEntry::metadata` is an `fstatat` relative to the open directory: no path walk.
@@ -113,6 +121,9 @@ impl Walker {
 
     /// Whether `path` belongs to this walk's directory (not to a nested, separately walked one).
     fn owns(&self, rules: &Rules, path: &Path) -> bool {
+        if !self.nested_roots {
+            return true;
+        }
         let mine = &rules.dirs[self.rule];
         rules.rule_for(path).is_some_and(|r| std::ptr::eq(r, mine))
     }
@@ -125,7 +136,10 @@ impl Walker {
             std::fs::symlink_metadata(&root)
         };
         match meta {
-            Ok(m) if m.is_dir() => self.open(root, &m),
+            Ok(m) if m.is_dir() => {
+                let depth = rule.depth(&root).unwrap_or(0);
+                self.open(root, &m, depth)
+            }
             Ok(m) => Some(Entry::File(root, m)),
             // A missing root: its stored files are deleted, which the sweep reports.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -142,10 +156,11 @@ impl Walker {
         if self.stack.iter().any(|f| f.id == id) {
             return None;
         }
-        self.open(dir, meta)
+        let depth = rule.depth(&dir).unwrap_or(0);
+        self.open(dir, meta, depth)
     }
 
-    fn open(&mut self, dir: PathBuf, meta: &Metadata) -> Option<Entry> {
+    fn open(&mut self, dir: PathBuf, meta: &Metadata, depth: u32) -> Option<Entry> {
         if self.stack.len() >= MAX_OPEN_DIRS {
             let e = std::io::Error::other(format!("deeper than {MAX_OPEN_DIRS} levels"));
             return Some(Entry::Error(dir, e));
@@ -155,12 +170,25 @@ impl Walker {
                 self.stack.push(Frame {
                     iter,
                     id: (meta.dev(), meta.ino()),
+                    depth,
                 });
                 Some(Entry::Dir(dir))
             }
             Err(e) => Some(Entry::Error(dir, e)),
         }
     }
+}
+
+/// Whether a root of another directory rule is `rules.dirs[rule]`'s root or lies below it.
+fn nested_roots(rules: &Rules, rule: usize) -> bool {
+    let Some(mine) = rules.dirs.get(rule) else {
+        return false;
+    };
+    rules
+        .dirs
+        .iter()
+        .enumerate()
+        .any(|(i, d)| i != rule && d.root.starts_with(&mine.root))
 }
 
 #[cfg(test)]
